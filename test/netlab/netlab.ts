@@ -319,7 +319,7 @@ export class Netlab {
 
   /** Removes labs whose owning process died (a crashed or killed test run). Returns their ids. */
   static sweep(all = false): string[] {
-    let files: string[] = [];
+    let files: string[];
     try {
       files = readdirSync(REGISTRY).filter((f) => f.endsWith('.json'));
     } catch {

@@ -14,7 +14,7 @@ export function register(program: Command): Command {
       try {
         text = readFileSync(file, 'utf8');
       } catch (err) {
-        throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+        throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
       }
       const res = checkPolicy(text, { filename: file });
       const ok = res.errors.length === 0;
