@@ -10,15 +10,17 @@
  *   const a = lab.host({ lan: home }), s = lab.publicHost();
  *   await lab.up(); await a.exec(['ping', '-c1', s.addr]); await lab.down();
  *
- * Address plan (documentation ranges only; traffic never leaves the namespaces):
+ * Address plan (documentation ranges; traffic never leaves the namespaces):
  * - internet: 198.51.100.0/24 (+ 203.0.113.0/24 as a second public subnet on the same
  *   segment, for "two different public addresses"), 2001:db8::/64;
  * - router k's LAN: 10.k.0.0/24 (carrier routers: 100.64.k.0/24, RFC 6598), and
- *   2001:db8:k::/64 when the router has `ipv6: true`.
+ *   2001:db8:k::/64 when the router has `ipv6: true`;
+ * - routers running miniupnpd: WAN in PORTMAP_WAN_PREFIX.0/24 (see there why).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NETLAB_TOOLS, requireRoot, requireTools } from './require.js';
 
@@ -45,6 +47,13 @@ export interface NetemOptions {
 }
 
 const REGISTRY = '/run/pierce-netlab';
+/**
+ * miniupnpd refuses to map when its WAN address is in any reserved range, and that list
+ * includes every documentation range, so routers running it get a WAN address from this
+ * block instead. Like everything else here it exists only on the lab's isolated bridge,
+ * which has no link to any real network.
+ */
+export const PORTMAP_WAN_PREFIX = '5.77.0';
 const PREFIX = 'pl-';
 
 function sh(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
@@ -178,6 +187,12 @@ export interface RouterOptions {
    * SNAT rule that makes DNAT'ed (port-forwarded) flows hairpin.
    */
   hairpin?: boolean;
+  /**
+   * Run miniupnpd (Debian miniupnpd-iptables) offering the named protocols. NAT-PMP and PCP
+   * share UDP 5351 in miniupnpd; a disabled one is dropped by the first payload byte
+   * (the version: 0 = NAT-PMP, RFC 6886 §3; 2 = PCP, RFC 6887 §7).
+   */
+  portmap?: { upnp?: boolean; natpmp?: boolean; pcp?: boolean };
 }
 
 export class Router extends Node {
@@ -302,6 +317,7 @@ export class Netlab {
   private publicCount = 0;
   private isUp = false;
   private readonly namespaces: string[] = [];
+  private readonly tempDirs: string[] = [];
 
   private constructor(
     readonly id: string,
@@ -424,13 +440,15 @@ export class Netlab {
     await this.bridge(inet.ns, 'br0');
     const wired = new Set<Router>();
     let port = 0;
-    const attachPublic = async (ns: string, ifname: string) => {
+    const attachPublic = async (ns: string, ifname: string, portmap = false) => {
       const p = `p${++port}`;
       await this.veth(inet.ns, p, ns, ifname);
       await sh('ip', ['-n', inet.ns, 'link', 'set', p, 'master', 'br0']);
       const a = this.nextPublic();
+      if (portmap) a.v4 = a.v4.replace('198.51.100.', `${PORTMAP_WAN_PREFIX}.`);
       await sh('ip', ['-n', ns, 'addr', 'add', `${a.v4}/24`, 'dev', ifname]);
-      await sh('ip', ['-n', ns, 'route', 'add', '203.0.113.0/24', 'dev', ifname]);
+      for (const subnet of ['198.51.100.0/24', '203.0.113.0/24', `${PORTMAP_WAN_PREFIX}.0/24`])
+        if (!a.v4.startsWith(subnet.slice(0, subnet.lastIndexOf('.')))) await sh('ip', ['-n', ns, 'route', 'add', subnet, 'dev', ifname]);
       await sh('ip', ['-n', ns, '-6', 'addr', 'add', `${a.v6}/64`, 'dev', ifname, 'nodad']);
       return a;
     };
@@ -448,7 +466,7 @@ export class Netlab {
         await sh('ip', ['-n', r.ns, 'addr', 'add', `${r.wanAddr}/24`, 'dev', 'wan']);
         await sh('ip', ['-n', r.ns, 'route', 'add', 'default', 'via', up.lanAddr]);
       } else {
-        const a = await attachPublic(r.ns, 'wan');
+        const a = await attachPublic(r.ns, 'wan', !!r.opts.portmap);
         r.wanAddr = a.v4;
         r.wanAddr6 = a.v6;
         await sh('ip', ['-n', r.ns, 'route', 'add', 'default', 'via', '198.51.100.1', 'dev', 'wan', 'onlink']);
@@ -462,6 +480,7 @@ export class Netlab {
     };
 
     for (const r of this.routers) await wireRouter(r);
+    for (const r of this.routers) if (r.opts.portmap) await this.startMiniupnpd(r);
     for (const h of this.hosts) {
       await this.addNs(h.ns, false);
       const r = h.opts.lan;
@@ -504,8 +523,22 @@ export class Netlab {
   }
 
   private async applyNat(r: Router): Promise<void> {
-    const ipt = (...args: string[]) => sh('ip', ['netns', 'exec', r.ns, 'iptables', '-w', ...args]);
-    const ip6t = (...args: string[]) => sh('ip', ['netns', 'exec', r.ns, 'ip6tables', '-w', ...args]);
+    // miniupnpd drives the legacy iptables backend (libiptc); keep one backend per router.
+    const legacy = r.opts.portmap ? '-legacy' : '';
+    const ipt = (...args: string[]) => sh('ip', ['netns', 'exec', r.ns, `iptables${legacy}`, '-w', ...args]);
+    const ip6t = (...args: string[]) => sh('ip', ['netns', 'exec', r.ns, `ip6tables${legacy}`, '-w', ...args]);
+    if (r.opts.portmap) {
+      await ipt('-t', 'nat', '-N', 'MINIUPNPD');
+      await ipt('-t', 'nat', '-A', 'PREROUTING', '-i', 'wan', '-j', 'MINIUPNPD');
+      await ipt('-t', 'nat', '-N', 'MINIUPNPD-POSTROUTING');
+      await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MINIUPNPD-POSTROUTING');
+      await ipt('-N', 'MINIUPNPD');
+      await ipt('-A', 'FORWARD', '-i', 'wan', '!', '-o', 'wan', '-j', 'MINIUPNPD');
+      const pm = r.opts.portmap;
+      const versionByte = '0>>22&0x3C@8>>24';
+      if (!pm.natpmp && pm.pcp) await ipt('-A', 'INPUT', '-i', 'lan0', '-p', 'udp', '--dport', '5351', '-m', 'u32', '--u32', `${versionByte}=0`, '-j', 'DROP');
+      if (!pm.pcp && pm.natpmp) await ipt('-A', 'INPUT', '-i', 'lan0', '-p', 'udp', '--dport', '5351', '-m', 'u32', '--u32', `${versionByte}=2`, '-j', 'DROP');
+    }
     switch (r.nat) {
       case 'none':
         return;
@@ -539,6 +572,32 @@ export class Netlab {
       await ip6t('-A', 'FORWARD', '-j', 'DROP');
     }
     if (r.opts.hairpin) await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', 'lan0', '-s', `${r.lanPrefix}.0/24`, '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'MASQUERADE');
+  }
+
+  private async startMiniupnpd(r: Router): Promise<void> {
+    requireTools([{ cmd: 'miniupnpd', pkg: 'miniupnpd-iptables' }, { cmd: 'iptables-legacy', pkg: 'iptables' }]);
+    const pm = r.opts.portmap!;
+    const dir = mkdtempSync(join(tmpdir(), `${this.id}-upnp-`));
+    this.tempDirs.push(dir);
+    const conf = join(dir, 'miniupnpd.conf');
+    writeFileSync(
+      conf,
+      [
+        'ext_ifname=wan',
+        'listening_ip=lan0',
+        `enable_upnp=${pm.upnp ? 'yes' : 'no'}`,
+        `enable_natpmp=${pm.natpmp || pm.pcp ? 'yes' : 'no'}`,
+        'secure_mode=yes',
+        'system_uptime=no',
+        `lease_file=${join(dir, 'leases')}`,
+        `uuid=${randomUUID()}`,
+        `allow 1024-65535 ${r.lanPrefix}.0/24 1024-65535`,
+        'deny 0-65535 0.0.0.0/0 0-65535',
+        '',
+      ].join('\n'),
+    );
+    const p = r.spawn(['miniupnpd', '-d', '-f', conf, '-P', join(dir, 'pid')], { name: 'miniupnpd' });
+    await p.waitFor(pm.natpmp || pm.pcp ? /Listening for NAT-PMP/ : /HTTP listening/, 10_000);
   }
 
   /** Every host's and router's process output, for a failing test's report. */
@@ -576,6 +635,7 @@ export class Netlab {
   downSync(): void {
     for (const ns of [...this.namespaces].reverse()) destroyNamespaceSync(ns);
     this.namespaces.length = 0;
+    for (const d of this.tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
     rmSync(join(REGISTRY, `${this.id}.json`), { force: true });
     live.delete(this);
     this.isUp = false;
