@@ -193,7 +193,21 @@ export interface RouterOptions {
    * (the version: 0 = NAT-PMP, RFC 6886 §3; 2 = PCP, RFC 6887 §7).
    */
   portmap?: { upnp?: boolean; natpmp?: boolean; pcp?: boolean };
+  /**
+   * An IPv6-only LAN in front of the IPv4 internet: tayga translates NAT64_PREFIX
+   * to IPv4, and unbound answers DNS64 (RFC 6147) at the router's LAN
+   * address, including AAAA for ipv4only.arpa (RFC 7050) and for every public lab host
+   * as `<name>.lab`. Lab hosts on this LAN get it as their resolver.
+   */
+  nat64?: boolean;
 }
+
+/**
+ * A network-specific NAT64 prefix (RFC 6052 §2.2, /96) from the documentation range. The
+ * well-known 64:ff9b::/96 cannot be used here: tayga refuses to translate it to
+ * non-global IPv4 addresses (RFC 6052 §3.1), and the lab's "internet" is documentation space.
+ */
+export const NAT64_PREFIX = '2001:db8:64::/96';
 
 export class Router extends Node {
   readonly uplink = 'wan';
@@ -216,7 +230,7 @@ export class Router extends Node {
     this.index = index;
     this.lanPrefix = opts.carrier ? `100.64.${index}` : `10.${index}.0`;
     this.lanAddr = `${this.lanPrefix}.1`;
-    if (opts.ipv6) this.lanAddr6 = `2001:db8:${index}::1`;
+    if (opts.ipv6 || opts.nat64) this.lanAddr6 = `2001:db8:${index}::1`;
   }
 
   get nat(): NatKind {
@@ -480,7 +494,6 @@ export class Netlab {
     };
 
     for (const r of this.routers) await wireRouter(r);
-    for (const r of this.routers) if (r.opts.portmap) await this.startMiniupnpd(r);
     for (const h of this.hosts) {
       await this.addNs(h.ns, false);
       const r = h.opts.lan;
@@ -498,9 +511,11 @@ export class Netlab {
       const ifR = `h${h.index}`;
       await this.veth(r.ns, ifR, h.ns, 'eth0');
       await sh('ip', ['-n', r.ns, 'link', 'set', ifR, 'master', 'lan0']);
-      h.addr = `${r.lanPrefix}.${10 + r.hosts.indexOf(h)}`;
-      await sh('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/24`, 'dev', 'eth0']);
-      await sh('ip', ['-n', h.ns, 'route', 'add', 'default', 'via', r.lanAddr]);
+      if (!r.opts.nat64) {
+        h.addr = `${r.lanPrefix}.${10 + r.hosts.indexOf(h)}`;
+        await sh('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/24`, 'dev', 'eth0']);
+        await sh('ip', ['-n', h.ns, 'route', 'add', 'default', 'via', r.lanAddr]);
+      }
       if (r.lanAddr6) {
         h.addr6 = `2001:db8:${r.index}::${(10 + r.hosts.indexOf(h)).toString(16)}`;
         await sh('ip', ['-n', h.ns, '-6', 'addr', 'add', `${h.addr6}/64`, 'dev', 'eth0', 'nodad']);
@@ -508,6 +523,9 @@ export class Netlab {
       }
     }
     await this.routeIpv6Lans();
+    // Services last: they need every address assigned.
+    for (const r of this.routers) if (r.opts.portmap) await this.startMiniupnpd(r);
+    for (const r of this.routers) if (r.opts.nat64) await this.startNat64(r);
   }
 
   /** IPv6 is routed, not NATed: every public namespace learns each IPv6 LAN's next hop. */
@@ -598,6 +616,87 @@ export class Netlab {
     );
     const p = r.spawn(['miniupnpd', '-d', '-f', conf, '-P', join(dir, 'pid')], { name: 'miniupnpd' });
     await p.waitFor(pm.natpmp || pm.pcp ? /Listening for NAT-PMP/ : /HTTP listening/, 10_000);
+  }
+
+  private async startNat64(r: Router): Promise<void> {
+    requireTools([{ cmd: 'tayga', pkg: 'tayga' }, { cmd: 'unbound', pkg: 'unbound' }]);
+    const dir = mkdtempSync(join(tmpdir(), `${this.id}-nat64-`));
+    this.tempDirs.push(dir);
+    const pool = '192.168.255';
+    const tayga = join(dir, 'tayga.conf');
+    writeFileSync(
+      tayga,
+      [
+        'tun-device nat64',
+        `ipv4-addr ${pool}.1`,
+        `ipv6-addr 2001:db8:${r.index}::64`,
+        `prefix ${NAT64_PREFIX}`,
+        `dynamic-pool ${pool}.0/24`,
+        `data-dir ${dir}`,
+        '',
+      ].join('\n'),
+    );
+    await r.exec(['tayga', '-c', tayga, '--mktun']);
+    await sh('ip', ['-n', r.ns, 'link', 'set', 'nat64', 'up']);
+    await sh('ip', ['-n', r.ns, 'route', 'add', `${pool}.0/24`, 'dev', 'nat64']);
+    await sh('ip', ['-n', r.ns, '-6', 'route', 'add', NAT64_PREFIX, 'dev', 'nat64']);
+    r.spawn(['tayga', '-c', tayga, '--nodetach'], { name: 'tayga' });
+
+    // Two unbounds: an authoritative one with the lab's A records on loopback, and the
+    // DNS64 resolver the LAN uses, which looks names up there and synthesizes AAAA.
+    const publicHosts = this.hosts.filter((h) => !h.opts.lan);
+    const common = ['server:', '  username: ""', '  chroot: ""', `  directory: "${dir}"`, '  use-syslog: no', '  logfile: ""', '  do-not-query-localhost: no', '  do-ip6: yes'];
+    const auth = join(dir, 'auth.conf');
+    writeFileSync(
+      auth,
+      [
+        ...common,
+        `  pidfile: "${dir}/auth.pid"`,
+        '  interface: 127.0.0.1@5353',
+        '  access-control: 127.0.0.0/8 allow',
+        '  local-zone: "ipv4only.arpa." static',
+        // RFC 7050 §2.2: the well-known IPv4-only name and its two addresses.
+        '  local-data: "ipv4only.arpa. A 192.0.0.170"',
+        '  local-data: "ipv4only.arpa. A 192.0.0.171"',
+        '  local-zone: "lab." static',
+        ...publicHosts.map((h) => `  local-data: "${h.name}.lab. A ${h.addr}"`),
+        '',
+      ].join('\n'),
+    );
+    const dns64 = join(dir, 'dns64.conf');
+    writeFileSync(
+      dns64,
+      [
+        ...common,
+        `  pidfile: "${dir}/dns64.pid"`,
+        `  interface: ${r.lanAddr6}`,
+        '  access-control: ::/0 allow',
+        '  module-config: "dns64 iterator"',
+        `  dns64-prefix: ${NAT64_PREFIX}`,
+        'stub-zone:',
+        '  name: "ipv4only.arpa."',
+        '  stub-addr: 127.0.0.1@5353',
+        'stub-zone:',
+        '  name: "lab."',
+        '  stub-addr: 127.0.0.1@5353',
+        '',
+      ].join('\n'),
+    );
+    r.spawn(['unbound', '-d', '-c', auth], { name: 'unbound-auth' });
+    r.spawn(['unbound', '-d', '-c', dns64], { name: 'unbound-dns64' });
+    for (const h of r.hosts) {
+      const etc = `/etc/netns/${h.ns}`;
+      mkdirSync(etc, { recursive: true });
+      writeFileSync(join(etc, 'resolv.conf'), `nameserver ${r.lanAddr6}\n`);
+      this.tempDirs.push(etc);
+    }
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { stdout } = await r.exec(['ss', '-Hnul'], { allowFail: true });
+      if (stdout.includes('127.0.0.1:5353 ') && stdout.includes(`[${r.lanAddr6}]:53 `)) break;
+      if (Date.now() > deadline) throw new Error(`netlab: unbound did not start in ${r.name}:\n${this.logs()}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
   }
 
   /** Every host's and router's process output, for a failing test's report. */

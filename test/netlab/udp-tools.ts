@@ -19,7 +19,10 @@ function timeout(ms: number, what: string) {
 }
 
 if (cmd === 'echo') {
-  sock.on('message', (m, r) => sock.send(m, r.port, r.address));
+  sock.on('message', (m, r) => {
+    console.log(`from ${r.address}:${r.port}`);
+    sock.send(m, r.port, r.address);
+  });
   sock.bind(Number(args[0]), () => console.log('listening'));
 } else if (cmd === 'ask') {
   const [host, port, from] = args;
