@@ -182,12 +182,6 @@ export interface RouterOptions {
   /** Give the LAN routed IPv6 (only for routers directly on the internet). */
   ipv6?: boolean;
   /**
-   * Hairpinning: LAN hosts reaching another LAN host through this router's public
-   * address. Linux MASQUERADE does not hairpin on its own (see README); this adds the
-   * SNAT rule that makes DNAT'ed (port-forwarded) flows hairpin.
-   */
-  hairpin?: boolean;
-  /**
    * Run miniupnpd (Debian miniupnpd-iptables) offering the named protocols. NAT-PMP and PCP
    * share UDP 5351 in miniupnpd; a disabled one is dropped by the first payload byte
    * (the version: 0 = NAT-PMP, RFC 6886 §3; 2 = PCP, RFC 6887 §7).
@@ -235,6 +229,15 @@ export class Router extends Node {
 
   get nat(): NatKind {
     return this.opts.nat;
+  }
+
+  /**
+   * A static port forward (DNAT) from the router's upstream address to a LAN host. It
+   * matches packets from the LAN side too (see cgnat.test.ts for what that does).
+   */
+  async forward(proto: 'udp' | 'tcp', port: number, to: Host, toPort = port): Promise<void> {
+    const bin = this.opts.portmap ? 'iptables-legacy' : 'iptables';
+    await this.exec([bin, '-w', '-t', 'nat', '-A', 'PREROUTING', '-d', this.wanAddr, '-p', proto, '--dport', String(port), '-j', 'DNAT', '--to-destination', `${to.addr}:${toPort}`]);
   }
 
   /** The address the internet sees for this router (walks up through carriers). */
@@ -589,7 +592,6 @@ export class Netlab {
       await ip6t('-A', 'FORWARD', '-p', 'ipv6-icmp', '-j', 'ACCEPT');
       await ip6t('-A', 'FORWARD', '-j', 'DROP');
     }
-    if (r.opts.hairpin) await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', 'lan0', '-s', `${r.lanPrefix}.0/24`, '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'MASQUERADE');
   }
 
   private async startMiniupnpd(r: Router): Promise<void> {
