@@ -31,4 +31,10 @@ const res = spawnSync(
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=600000', ...files],
   { stdio: 'inherit' },
 );
+// The suite must leave no netlab namespaces behind.
+const leftover = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout?.split('\n').filter((l) => l.startsWith('pl-')) ?? [];
+if (leftover.length) {
+  console.error(`run-tests: netlab namespaces left behind: ${leftover.join(', ')}`);
+  process.exit(1);
+}
 process.exit(res.status ?? 1);

@@ -44,9 +44,10 @@ export interface NetemOptions {
   delayMs?: number;
   jitterMs?: number;
   lossPct?: number;
+  rateMbit?: number;
 }
 
-const REGISTRY = '/run/pierce-netlab';
+export const REGISTRY = '/run/pierce-netlab';
 /**
  * miniupnpd refuses to map when its WAN address is in any reserved range, and that list
  * includes every documentation range, so routers running it get a WAN address from this
@@ -157,12 +158,24 @@ abstract class Node {
     return this.spawn([process.execPath, '--import', 'tsx', script, ...args], { name: opts.name ?? script.split('/').pop(), env: opts.env });
   }
 
-  /** Adds delay, jitter and loss (tc netem) on this node's uplink, in the outgoing direction. */
+  /**
+   * Impairs this node's uplink in the outgoing direction: loss (iptables `statistic`,
+   * always available), a rate limit (tc tbf) and delay/jitter (tc netem, which needs
+   * the kernel's sch_netem; kernels without it get a clear error).
+   */
   async netem(o: NetemOptions): Promise<void> {
-    const args = ['tc', 'qdisc', 'replace', 'dev', this.uplink, 'root', 'netem'];
-    if (o.delayMs) args.push('delay', `${o.delayMs}ms`, ...(o.jitterMs ? [`${o.jitterMs}ms`] : []));
-    if (o.lossPct) args.push('loss', `${o.lossPct}%`);
-    await this.exec(args);
+    if (o.lossPct) {
+      await this.exec(['iptables', '-w', '-t', 'mangle', '-A', 'POSTROUTING', '-o', this.uplink, '-m', 'statistic', '--mode', 'random', '--probability', String(o.lossPct / 100), '-j', 'DROP']);
+      await this.exec(['ip6tables', '-w', '-t', 'mangle', '-A', 'POSTROUTING', '-o', this.uplink, '-m', 'statistic', '--mode', 'random', '--probability', String(o.lossPct / 100), '-j', 'DROP']);
+    }
+    if (o.rateMbit) await this.exec(['tc', 'qdisc', 'replace', 'dev', this.uplink, 'root', 'tbf', 'rate', `${o.rateMbit}mbit`, 'burst', '32kb', 'latency', '50ms']);
+    if (o.delayMs) {
+      const res = await this.exec(['tc', 'qdisc', 'replace', 'dev', this.uplink, 'root', 'netem', 'delay', `${o.delayMs}ms`, ...(o.jitterMs ? [`${o.jitterMs}ms`] : [])], { allowFail: true });
+      if (res.code !== 0)
+        throw new Error(
+          /unknown/i.test(res.stderr) ? `netlab: this kernel has no sch_netem (CONFIG_NET_SCH_NETEM), so link delay is unavailable here` : `netlab: tc netem failed: ${res.stderr.trim()}`,
+        );
+    }
   }
 }
 
@@ -738,6 +751,7 @@ export class Netlab {
     this.namespaces.length = 0;
     for (const d of this.tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
     rmSync(join(REGISTRY, `${this.id}.json`), { force: true });
+    rmSync(join(REGISTRY, `${this.id}.env`), { force: true });
     live.delete(this);
     this.isUp = false;
   }

@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 
 const [cmd, ...args] = process.argv.slice(2);
-const sock = createSocket(args[0]?.includes(':') ? 'udp6' : 'udp4');
+// `echo` listens dual-stack (udp6 accepts IPv4-mapped peers); clients pick by the address family.
+const sock = createSocket(cmd === 'echo' || args[0]?.includes(':') ? 'udp6' : 'udp4');
 
 function timeout(ms: number, what: string) {
   return setTimeout(() => {
