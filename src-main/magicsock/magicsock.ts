@@ -1,0 +1,448 @@
+/**
+ * MagicSock: the WireGuard device's transport (a `Bind`) that finds direct paths.
+ *
+ * One UDP socket per address family carries WireGuard, STUN and disco; a DERP region
+ * client carries the same through relays. WireGuard addresses peers by node key
+ * (`PeerEndpoint`), and MagicSock decides per datagram where it goes:
+ * - with a direct path that answered a ping within TRUST_UDP_ADDR_MS: straight over UDP;
+ * - otherwise through the peer's home relay at once (so the first packet never waits),
+ *   and discovery starts: ping every candidate of the peer over UDP, and send it a
+ *   call-me-maybe through the relay listing our candidates, so it pings us back at the
+ *   same moment and both NATs open (simultaneous open);
+ * - pongs measure latency; the best candidate wins (path.ts); heartbeats keep the NAT
+ *   mapping alive and the path trusted; when pongs stop, trust lapses and traffic falls
+ *   back to the relay with no gap, and the next send rediscovers.
+ * Received WireGuard datagrams are attributed to the peer whose direct path or relay
+ * key they came from, so WireGuard's own roaming never bypasses this choice.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { networkInterfaces } from 'node:os';
+import type { DerpMap } from '../protocol/derpmap.js';
+import { encodeKey, publicKeyOf } from '../protocol/keys.js';
+import { boxBeforeNm } from '../protocol/naclbox.js';
+import { RegionClient } from '../derp/region-client.js';
+import { bindingRequest, MAGIC_COOKIE, parseBindingResponse } from '../derp/stun.js';
+import type { Bind, BindEndpoint, ReceivedDatagram } from '../wireguard/bind.js';
+import { type DiscoMessage, DiscoType, discoSender, isDiscoPacket, joinEndpoint, newTxId, openDisco, sealDisco, splitEndpoint } from './disco.js';
+import { betterPath, type Candidate, DISCOVERY_INTERVAL_MS, HEARTBEAT_MS, isTrusted } from './path.js';
+
+export type PeerPath = { kind: 'direct'; endpoint: string; latencyMs: number } | { kind: 'relay'; region: number; latencyMs: number | null } | { kind: 'none' };
+
+export interface MagicPeer {
+  nodeKey: Uint8Array;
+  discoKey: Uint8Array;
+  /** Candidate endpoints from the coordination server ("ip:port", "[v6]:port"). */
+  endpoints: string[];
+  homeRegion?: number;
+}
+
+export interface MagicSockOptions {
+  nodePrivateKey: Uint8Array;
+  discoPrivateKey: Uint8Array;
+  port?: number;
+  /** Bind only this address (tests); default all interfaces. */
+  bindAddress?: string;
+  derpMap?: DerpMap;
+  homeRegion?: number;
+  /** Extra candidates to advertise (manually configured endpoints). */
+  staticEndpoints?: string[];
+  /** Interface addresses never advertised (e.g. the TUN's own). */
+  excludeAddresses?: string[];
+  log?: (msg: string) => void;
+}
+
+/** A peer as WireGuard sees it: identified by its node key, never by an address. */
+export class PeerEndpoint implements BindEndpoint {
+  constructor(readonly id: string) {}
+  toString(): string {
+    return this.id;
+  }
+}
+
+/** A datagram from an address no peer has claimed yet (e.g. a first handshake). */
+class AddrEndpoint implements BindEndpoint {
+  constructor(readonly addr: string) {}
+  toString(): string {
+    return this.addr;
+  }
+}
+
+interface PendingPing {
+  peer: PeerState;
+  endpoint: string | 'relay';
+  sentAt: number;
+  resolve?: (latencyMs: number) => void;
+}
+
+interface PeerState {
+  id: string;
+  nodeKey: Uint8Array;
+  discoKey: Uint8Array;
+  discoShared: Uint8Array;
+  endpoint: PeerEndpoint;
+  candidates: Set<string>;
+  homeRegion?: number;
+  best?: Candidate;
+  lastDiscovery: number;
+  lastSend: number;
+  relayLatencyMs: number | null;
+}
+
+const STUN_INTERVAL_MS = 20_000;
+const ACTIVE_MS = 45_000;
+const RELAY_CONNECT_WAIT_MS = 3_000;
+
+export class MagicSock implements Bind {
+  private sock4?: Socket;
+  private sock6?: Socket;
+  private relays?: RegionClient;
+  private onReceive: (d: ReceivedDatagram[]) => void = () => {};
+  private readonly peers = new Map<string, PeerState>();
+  private readonly byDisco = new Map<string, PeerState>();
+  private readonly byAddr = new Map<string, PeerState>();
+  private readonly pings = new Map<string, PendingPing>();
+  private readonly stunTx = new Map<string, (addr: string) => void>();
+  private readonly discoPublic: Uint8Array;
+  readonly nodePublic: Uint8Array;
+  private stunAddrs: string[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private derpMap?: DerpMap;
+  private homeRegion?: number;
+  private closed = false;
+  private readonly log: (m: string) => void;
+
+  constructor(private readonly o: MagicSockOptions) {
+    this.discoPublic = publicKeyOf(o.discoPrivateKey);
+    this.nodePublic = publicKeyOf(o.nodePrivateKey);
+    this.log = o.log ?? (() => {});
+    this.derpMap = o.derpMap;
+    this.homeRegion = o.homeRegion;
+  }
+
+  get port(): number | undefined {
+    return this.sock4?.address().port;
+  }
+
+  get discoPublicKey(): Uint8Array {
+    return this.discoPublic;
+  }
+
+  async open(onReceive: (d: ReceivedDatagram[]) => void): Promise<void> {
+    this.onReceive = onReceive;
+    this.sock4 = await this.bindSocket('udp4', this.o.port ?? 0, this.o.bindAddress);
+    try {
+      this.sock6 = await this.bindSocket('udp6', this.port!, this.o.bindAddress ? undefined : '::');
+    } catch {
+      this.sock6 = undefined; // no IPv6 here, or the port is taken on v6: IPv4 only
+    }
+    if (this.derpMap) await this.startRelays();
+    this.timers.push(setInterval(() => this.heartbeat(), HEARTBEAT_MS));
+    this.timers.push(setInterval(() => void this.refreshStun(), STUN_INTERVAL_MS));
+    for (const t of this.timers) t.unref();
+    await this.refreshStun();
+  }
+
+  private bindSocket(type: 'udp4' | 'udp6', port: number, address?: string): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = createSocket({ type, ipv6Only: type === 'udp6' });
+      s.once('error', reject);
+      s.bind({ port, address }, () => {
+        s.off('error', reject);
+        s.on('error', (e) => this.log(`magicsock: ${type} socket error: ${e.message}`));
+        s.on('message', (msg, rinfo) => this.onUdp(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), joinEndpoint(rinfo.address, rinfo.port)));
+        resolve(s);
+      });
+    });
+  }
+
+  /** Connects the home relay; waits for it (bounded) so the first packet has a path. */
+  private async startRelays(): Promise<void> {
+    if (!this.derpMap) return;
+    const home = this.homeRegion ?? Number(Object.keys(this.derpMap.regions)[0]);
+    this.relays = new RegionClient({ derpMap: this.derpMap, privateKey: this.o.nodePrivateKey, homeRegionId: home, log: this.log });
+    this.homeRegion = home;
+    this.relays.onPacket((region, src, data) => this.onRelay(region, src, data));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.relays.ensure(home), new Promise((r) => (timer = setTimeout(r, RELAY_CONNECT_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** Replaces the relay map (from the netmap) and the home region (from netcheck). */
+  setDerpMap(map: DerpMap, homeRegion?: number): void {
+    this.derpMap = map;
+    if (homeRegion !== undefined) this.homeRegion = homeRegion;
+    if (!this.sock4) return;
+    if (!this.relays) void this.startRelays();
+    else if (homeRegion !== undefined) this.relays.setHome(homeRegion);
+  }
+
+  get home(): number | undefined {
+    return this.homeRegion;
+  }
+
+  /** Sets the peers from the netmap; peers not listed are forgotten. */
+  setPeers(list: MagicPeer[]): void {
+    const keep = new Set<string>();
+    for (const p of list) {
+      const id = encodeKey('nodekey', p.nodeKey);
+      keep.add(id);
+      let st = this.peers.get(id);
+      if (!st || Buffer.compare(st.discoKey, p.discoKey) !== 0) {
+        if (st) this.forget(st);
+        st = {
+          id,
+          nodeKey: p.nodeKey,
+          discoKey: p.discoKey,
+          discoShared: boxBeforeNm(p.discoKey, this.o.discoPrivateKey),
+          endpoint: new PeerEndpoint(id),
+          candidates: new Set(),
+          lastDiscovery: 0,
+          lastSend: 0,
+          relayLatencyMs: null,
+        };
+        this.peers.set(id, st);
+        this.byDisco.set(Buffer.from(p.discoKey).toString('hex'), st);
+      }
+      st.homeRegion = p.homeRegion;
+      for (const ep of p.endpoints) st.candidates.add(ep);
+    }
+    for (const [id, st] of this.peers) if (!keep.has(id)) this.forget(st);
+  }
+
+  private forget(st: PeerState): void {
+    this.peers.delete(st.id);
+    this.byDisco.delete(Buffer.from(st.discoKey).toString('hex'));
+    for (const [addr, p] of this.byAddr) if (p === st) this.byAddr.delete(addr);
+  }
+
+  parseEndpoint(text: string): BindEndpoint {
+    const st = this.peers.get(text);
+    if (st) return st.endpoint;
+    splitEndpoint(text);
+    return new AddrEndpoint(text);
+  }
+
+  send(datagrams: Uint8Array[], to: BindEndpoint): void {
+    if (this.closed) return;
+    if (to instanceof AddrEndpoint) {
+      for (const d of datagrams) this.sendUdp(to.addr, d);
+      return;
+    }
+    const st = this.peers.get(to.toString());
+    if (!st) return;
+    const now = Date.now();
+    st.lastSend = now;
+    if (isTrusted(st.best, now)) {
+      for (const d of datagrams) this.sendUdp(st.best.endpoint, d);
+      return;
+    }
+    for (const d of datagrams) this.sendRelay(st, d);
+    if (now - st.lastDiscovery >= DISCOVERY_INTERVAL_MS) this.discover(st, now);
+  }
+
+  /** Pings every candidate and asks the peer (through the relay) to ping ours: the simultaneous open. */
+  private discover(st: PeerState, now: number): void {
+    st.lastDiscovery = now;
+    for (const ep of st.candidates) this.sendPing(st, ep);
+    const mine = this.localEndpoints();
+    if (mine.length) this.sendDisco(st, { type: DiscoType.CallMeMaybe, endpoints: mine }, 'relay');
+    this.sendPing(st, 'relay');
+  }
+
+  private sendPing(st: PeerState, endpoint: string, resolve?: (ms: number) => void): void {
+    const txId = newTxId();
+    this.pings.set(Buffer.from(txId).toString('hex'), { peer: st, endpoint, sentAt: performance.now(), resolve });
+    if (this.pings.size > 4096) this.pings.delete(this.pings.keys().next().value!);
+    this.sendDisco(st, { type: DiscoType.Ping, txId, nodeKey: this.nodePublic }, endpoint);
+  }
+
+  private sendDisco(st: PeerState, m: DiscoMessage, via: string | 'relay'): void {
+    const pkt = sealDisco(m, this.discoPublic, st.discoShared);
+    if (via === 'relay') this.sendRelay(st, pkt);
+    else this.sendUdp(via, pkt);
+  }
+
+  private sendUdp(endpoint: string, data: Uint8Array): void {
+    let host: string;
+    let port: number;
+    try {
+      ({ host, port } = splitEndpoint(endpoint));
+    } catch {
+      return;
+    }
+    const sock = host.includes(':') ? this.sock6 : this.sock4;
+    sock?.send(data, port, host);
+  }
+
+  private sendRelay(st: PeerState, data: Uint8Array): void {
+    const region = st.homeRegion ?? this.homeRegion;
+    if (this.relays && region !== undefined) this.relays.send(region, st.nodeKey, data);
+  }
+
+  private heartbeat(): void {
+    const now = Date.now();
+    for (const st of this.peers.values()) {
+      if (now - st.lastSend > ACTIVE_MS) continue;
+      if (st.best) this.sendPing(st, st.best.endpoint);
+      if (!isTrusted(st.best, now) && now - st.lastDiscovery >= DISCOVERY_INTERVAL_MS) this.discover(st, now);
+    }
+    for (const [tx, p] of this.pings) if (performance.now() - p.sentAt > 10_000) this.pings.delete(tx);
+  }
+
+  private onUdp(data: Uint8Array, from: string): void {
+    if (data.length >= 20 && (data[0] & 0xc0) === 0 && ((data[4] << 24) | (data[5] << 16) | (data[6] << 8) | data[7]) >>> 0 === MAGIC_COOKIE) return this.onStun(data);
+    if (isDiscoPacket(data)) return this.onDisco(data, from);
+    const st = this.byAddr.get(from);
+    this.onReceive([{ data, from: st ? st.endpoint : new AddrEndpoint(from) }]);
+  }
+
+  private onRelay(_region: number, src: Uint8Array, data: Uint8Array): void {
+    if (isDiscoPacket(data)) return this.onDisco(data, 'relay');
+    const st = this.peers.get(encodeKey('nodekey', src));
+    if (st) this.onReceive([{ data, from: st.endpoint }]);
+  }
+
+  private onDisco(pkt: Uint8Array, from: string | 'relay'): void {
+    const st = this.byDisco.get(Buffer.from(discoSender(pkt)).toString('hex'));
+    if (!st) return; // not a peer of ours: ignore without answering
+    const m = openDisco(pkt, st.discoShared);
+    if (!m) return;
+    switch (m.type) {
+      case DiscoType.Ping:
+        if (Buffer.compare(m.nodeKey, st.nodeKey) !== 0) return;
+        if (from !== 'relay') {
+          st.candidates.add(from);
+          this.byAddr.set(from, st);
+        }
+        this.sendDisco(st, { type: DiscoType.Pong, txId: m.txId, src: from === 'relay' ? '0.0.0.0:0' : from }, from);
+        return;
+      case DiscoType.Pong: {
+        const key = Buffer.from(m.txId).toString('hex');
+        const p = this.pings.get(key);
+        if (!p || p.peer !== st || (p.endpoint === 'relay') !== (from === 'relay') || (from !== 'relay' && from !== p.endpoint)) return;
+        this.pings.delete(key);
+        const latencyMs = performance.now() - p.sentAt;
+        p.resolve?.(latencyMs);
+        if (from === 'relay') {
+          st.relayLatencyMs = latencyMs;
+          return;
+        }
+        this.byAddr.set(from, st);
+        const c: Candidate = { endpoint: from, latencyMs, lastPong: Date.now() };
+        if (betterPath(c, st.best, c.lastPong)) {
+          if (st.best?.endpoint !== from) this.log(`magicsock: ${st.id.slice(0, 16)}… direct path ${from} (${latencyMs.toFixed(1)} ms)`);
+          st.best = c;
+        }
+        return;
+      }
+      case DiscoType.CallMeMaybe:
+        for (const ep of m.endpoints) {
+          st.candidates.add(ep);
+          this.sendPing(st, ep);
+        }
+        return;
+      default: {
+        const never: never = m;
+        void never;
+      }
+    }
+  }
+
+  /** Our candidates: interface addresses and STUN-mapped addresses, with our port. */
+  localEndpoints(): string[] {
+    const port = this.port;
+    if (port === undefined) return [];
+    const out = new Set<string>(this.o.staticEndpoints ?? []);
+    const exclude = new Set(this.o.excludeAddresses ?? []);
+    for (const list of Object.values(networkInterfaces()))
+      for (const a of list ?? []) {
+        if (a.internal || exclude.has(a.address)) continue;
+        if (a.family === 'IPv6' && (a.address.startsWith('fe80') || !this.sock6)) continue;
+        if (this.o.bindAddress && a.address !== this.o.bindAddress) continue;
+        out.add(joinEndpoint(a.address, a.family === 'IPv6' ? this.sock6!.address().port : port));
+      }
+    for (const s of this.stunAddrs) out.add(s);
+    return [...out];
+  }
+
+  /** Asks every STUN server in the relay map for our public address, over our own socket. */
+  async refreshStun(timeoutMs = 1500): Promise<string[]> {
+    if (!this.derpMap || !this.sock4) return this.stunAddrs;
+    const servers: string[] = [];
+    for (const r of Object.values(this.derpMap.regions))
+      for (const n of r.nodes) if (n.stunPort > 0 && (n.ipv4 || !n.ipv6)) servers.push(joinEndpoint(n.ipv4 ?? n.hostName, n.stunPort));
+    const results = await Promise.all(servers.map((s) => this.stunOnce(s, timeoutMs).catch(() => undefined)));
+    const found = [...new Set(results.filter((r): r is string => !!r))];
+    this.stunAddrs = found;
+    return found;
+  }
+
+  private stunOnce(server: string, timeoutMs: number): Promise<string> {
+    const txId = newTxId();
+    const key = Buffer.from(txId).toString('hex');
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.stunTx.delete(key);
+        reject(new Error(`no STUN answer from ${server}`));
+      }, timeoutMs);
+      timer.unref();
+      this.stunTx.set(key, (addr) => {
+        clearTimeout(timer);
+        resolve(addr);
+      });
+      this.sendUdp(server, bindingRequest(txId));
+    });
+  }
+
+  private onStun(data: Uint8Array): void {
+    try {
+      const r = parseBindingResponse(data);
+      const key = Buffer.from(r.txId).toString('hex');
+      const done = this.stunTx.get(key);
+      this.stunTx.delete(key);
+      done?.(joinEndpoint(r.ip, r.port));
+    } catch {
+      // not a response to us, or malformed: ignore
+    }
+  }
+
+  /** Disco ping through the relay, then on every candidate: how `pierce ping` shows each step. */
+  async ping(nodeKeyText: string, timeoutMs = 3000): Promise<{ via: 'relay' | 'direct'; endpoint?: string; region?: number; latencyMs: number }[]> {
+    const st = this.peers.get(nodeKeyText);
+    if (!st) throw new Error(`no peer ${nodeKeyText}`);
+    const wait = (endpoint: string | 'relay') =>
+      new Promise<number | undefined>((resolve) => {
+        const t = setTimeout(() => resolve(undefined), timeoutMs);
+        t.unref();
+        this.sendPing(st, endpoint, (ms) => {
+          clearTimeout(t);
+          resolve(ms);
+        });
+      });
+    const steps: { via: 'relay' | 'direct'; endpoint?: string; region?: number; latencyMs: number }[] = [];
+    const relayMs = await wait('relay');
+    if (relayMs !== undefined) steps.push({ via: 'relay', region: st.homeRegion ?? this.homeRegion, latencyMs: relayMs });
+    st.lastSend = Date.now();
+    this.discover(st, Date.now());
+    const direct = await Promise.all([...st.candidates].map(async (ep) => ({ ep, ms: await wait(ep) })));
+    const best = direct.filter((d) => d.ms !== undefined).sort((a, b) => a.ms! - b.ms!)[0];
+    if (best) steps.push({ via: 'direct', endpoint: best.ep, latencyMs: best.ms! });
+    return steps;
+  }
+
+  pathOf(nodeKeyText: string): PeerPath {
+    const st = this.peers.get(nodeKeyText);
+    if (!st) return { kind: 'none' };
+    if (isTrusted(st.best, Date.now())) return { kind: 'direct', endpoint: st.best.endpoint, latencyMs: st.best.latencyMs };
+    const region = st.homeRegion ?? this.homeRegion;
+    return region === undefined ? { kind: 'none' } : { kind: 'relay', region, latencyMs: st.relayLatencyMs };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.relays?.close();
+    await Promise.all([this.sock4, this.sock6].map((s) => (s ? new Promise<void>((r) => s.close(() => r())) : undefined)));
+  }
+}
