@@ -91,6 +91,7 @@ interface PeerState {
 const STUN_INTERVAL_MS = 20_000;
 const ACTIVE_MS = 45_000;
 const RELAY_CONNECT_WAIT_MS = 3_000;
+const SOCKET_BUFFER_BYTES = 7 << 20;
 
 export class MagicSock implements Bind {
   private sock4?: Socket;
@@ -148,6 +149,14 @@ export class MagicSock implements Bind {
       s.once('error', reject);
       s.bind({ port, address }, () => {
         s.off('error', reject);
+        // Bursts of WireGuard datagrams overflow the default ~208 KiB buffers (each datagram
+        // costs its skb truesize, not its length); ask for more (capped by net.core.*mem_max).
+        try {
+          s.setRecvBufferSize(SOCKET_BUFFER_BYTES);
+          s.setSendBufferSize(SOCKET_BUFFER_BYTES);
+        } catch {
+          // keep the defaults
+        }
         s.on('error', (e) => this.log(`magicsock: ${type} socket error: ${e.message}`));
         s.on('message', (msg, rinfo) => this.onUdp(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), joinEndpoint(rinfo.address, rinfo.port)));
         resolve(s);
@@ -315,6 +324,9 @@ export class MagicSock implements Bind {
           this.byAddr.set(from, st);
         }
         this.sendDisco(st, { type: DiscoType.Pong, txId: m.txId, src: from === 'relay' ? '0.0.0.0:0' : from }, from);
+        // Their ping got through, so our NAT now lets this address in: ping back at once
+        // instead of waiting for the next discovery round.
+        if (from !== 'relay' && !isTrusted(st.best, Date.now())) this.sendPing(st, from);
         return;
       case DiscoType.Pong: {
         const key = Buffer.from(m.txId).toString('hex');

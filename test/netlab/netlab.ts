@@ -573,6 +573,15 @@ export class Netlab {
       if (!pm.natpmp && pm.pcp) await ipt('-A', 'INPUT', '-i', 'lan0', '-p', 'udp', '--dport', '5351', '-m', 'u32', '--u32', `${versionByte}=0`, '-j', 'DROP');
       if (!pm.pcp && pm.natpmp) await ipt('-A', 'INPUT', '-i', 'lan0', '-p', 'udp', '--dport', '5351', '-m', 'u32', '--u32', `${versionByte}=2`, '-j', 'DROP');
     }
+    if (r.nat !== 'none') {
+      // Like any home router, drop unsolicited traffic to the router itself. Besides being
+      // realistic this matters for hole punching: an accepted stray packet would leave a
+      // conntrack entry that makes the router's own later outbound mapping to that peer
+      // pick a different port (a tuple clash), breaking endpoint-independent mapping.
+      await ipt('-A', 'INPUT', '-i', 'wan', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
+      await ipt('-A', 'INPUT', '-i', 'wan', '-p', 'icmp', '-j', 'ACCEPT');
+      await ipt('-A', 'INPUT', '-i', 'wan', '-j', 'DROP');
+    }
     switch (r.nat) {
       case 'none':
         return;
