@@ -21,7 +21,7 @@ function timeout(ms: number, what: string) {
 
 if (cmd === 'echo') {
   sock.on('message', (m, r) => {
-    console.log(`from ${r.address}:${r.port}`);
+    console.log(`from ${r.address.replace(/^::ffff:/, "")}:${r.port}`);
     sock.send(m, r.port, r.address);
   });
   sock.bind(Number(args[0]), () => console.log('listening'));
