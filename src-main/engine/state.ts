@@ -43,7 +43,7 @@ export function loadOrCreateState(stateDir: string): NodeState {
     try {
       raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<StateFile>;
     } catch (err) {
-      throw new Error(`state file ${path} is corrupt (${(err as Error).message}); move it away to start as a new node`);
+      throw new Error(`state file ${path} is corrupt (${(err as Error).message}); move it away to start as a new node`, { cause: err });
     }
     return {
       machine: keyPairFrom(raw.machinePrivate, 'machinePrivate'),

@@ -58,17 +58,32 @@ export function decidingRule(policy: Policy, src: Identity, dst: Identity, port:
   return undefined;
 }
 
-/** A representative identity for a test's src or dst (a device of that user, a device with that tag, or that address). */
-export function identityOf(t: Target): Identity[] {
+/**
+ * The identities a test's src or dst stands for. Against a world, those are the real
+ * nodes with that identity (one per distinct user/tags combination, or every node when
+ * the policy has CIDR targets and addresses matter); an IP is the node holding it. A
+ * user or tag with no node in the world (or no world at all) gets a synthesised device:
+ * that user's untagged device, or a device carrying just that tag, with no addresses,
+ * so it matches identity rules but no CIDR rule. An IP or host without a node is a bare
+ * address that matches only CIDR rules.
+ */
+export function identitiesOf(t: Target, world?: WorldIdentities): Identity[] {
+  const real = (match: (id: Identity) => boolean, fallback: Identity): Identity[] => {
+    const found = world?.pick(match) ?? [];
+    return found.length ? found : [fallback];
+  };
   switch (t.kind) {
     case 'user':
-      return [{ user: t.user, tags: [], addresses: [] }];
+      return real((id) => matchesTarget(t, id), { user: t.user, tags: [], addresses: [] });
     case 'group':
-      return t.users.map((user) => ({ user, tags: [], addresses: [] }));
+      return t.users.flatMap((user) => identitiesOf({ kind: 'user', user }, world));
     case 'tag':
-      return [{ tags: [t.tag], addresses: [] }];
-    case 'cidr':
-      return [{ tags: [], addresses: [t.cidr.addr] }];
+      return real((id) => matchesTarget(t, id), { tags: [t.tag], addresses: [] });
+    case 'cidr': {
+      const bare = { tags: [], addresses: [t.cidr.addr] };
+      const isHost = t.cidr.bits === t.cidr.addr.length * 8;
+      return isHost ? real((id) => id.addresses.some((a) => cidrContains(t.cidr, a)), bare) : [bare];
+    }
     case 'any':
     case 'autogroup':
       throw new Error(`tests cannot use ${t.kind} as an identity`);
@@ -76,6 +91,26 @@ export function identityOf(t: Target): Identity[] {
       const never: never = t;
       throw new Error(`unknown target ${JSON.stringify(never)}`);
     }
+  }
+}
+
+/** The nodes of a world as test identities, deduplicated by what the policy can tell apart. */
+export class WorldIdentities {
+  private readonly ids: Identity[];
+
+  constructor(policy: Policy, nodes: Identity[]) {
+    const addressesMatter = policy.acls.some((a) => a.src.some((t) => t.kind === 'cidr') || a.dst.some((d) => d.target.kind === 'cidr'));
+    const seen = new Set<string>();
+    this.ids = nodes.filter((id) => {
+      const key = `${id.user ?? ''}|${[...id.tags].sort().join(',')}${addressesMatter ? `|${id.addresses.map((a) => a.join('.')).join(',')}` : ''}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+
+  pick(match: (id: Identity) => boolean): Identity[] {
+    return this.ids.filter(match);
   }
 }
 
@@ -97,22 +132,26 @@ export interface PolicyTestResult {
 
 const PROTO_TEXT: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'ipv6-icmp' };
 
-export function runPolicyTests(policy: Policy): PolicyTestResult[] {
+/** Runs the policy's tests, against synthesised identities or, given `nodes`, the real ones. */
+export function runTests(policy: Policy, nodes?: Identity[]): PolicyTestResult[] {
+  const world = nodes ? new WorldIdentities(policy, nodes) : undefined;
   const results: PolicyTestResult[] = [];
   const run = (t: PolicyTest, flow: TestFlow, expected: 'accept' | 'deny') => {
-    const srcs = identityOf(t.srcTarget);
-    const dsts = identityOf(flow.target);
+    const srcs = identitiesOf(t.srcTarget, world);
+    const dsts = identitiesOf(flow.target, world);
+    // accept must hold for every (src, dst) pair the names stand for; deny for none of them.
     let rule: Acl | undefined;
-    let allowed = true;
+    let all = true;
     for (const s of srcs)
       for (const d of dsts) {
         const r = decidingRule(policy, s, d, flow.port, t.proto);
-        if (!r) allowed = false;
+        if (!r) all = false;
         rule ??= r;
       }
-    const actual = allowed ? 'accept' : 'deny';
+    const actual = (expected === 'accept' ? all : rule !== undefined) ? 'accept' : 'deny';
     const proto = PROTO_TEXT[t.proto] ?? `proto ${t.proto}`;
-    const decided = allowed && rule ? `allowed by acls[${rule.index}] (line ${rule.position.line})` : rule ? `not allowed for every member (acls[${rule.index}] covers only some)` : 'no rule allows it (default deny)';
+    const where = rule && `acls[${rule.index}] (line ${rule.position.line})`;
+    const decided = !rule ? 'no rule allows it (default deny)' : all ? `allowed by ${where}` : `allowed for only some of the devices they stand for, by ${where}`;
     const pass = actual === expected;
     results.push({
       test: t.index,

@@ -73,7 +73,7 @@ export function parseHujson(text: string): Parsed {
       if (i >= text.length) fail('unterminated string', start);
       const c = text[i++];
       if (c === '"') return out;
-      if (c === '\n') fail('newline inside a string', start);
+      if (c < ' ') fail(c === '\n' ? 'newline inside a string' : `control character ${JSON.stringify(c)} inside a string (escape it)`, start);
       if (c !== '\\') {
         out += c;
         continue;

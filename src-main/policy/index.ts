@@ -2,11 +2,12 @@
  * The policy API used by the coordination server and `pierce policy check`.
  * A policy is accepted only when it parses, validates and every one of its tests passes.
  */
-import { runPolicyTests, type PolicyTestResult } from './evaluate.js';
+import { type PolicyWorld, toIdentity } from './compile.js';
+import { type PolicyTestResult, runTests } from './evaluate.js';
 import { type Policy, PolicyError, parsePolicy } from './policy.js';
 
 export { compileFilter, PolicyIndex, type PolicyNode, type PolicyWorld, visiblePeers } from './compile.js';
-export { decidingRule, type Identity, type PolicyTestResult, runPolicyTests } from './evaluate.js';
+export { decidingRule, type Identity, type PolicyTestResult } from './evaluate.js';
 export { type Policy, PolicyError, parsePolicy } from './policy.js';
 
 export interface PolicyCheck {
@@ -16,7 +17,16 @@ export interface PolicyCheck {
   tests: PolicyTestResult[];
 }
 
-export function checkPolicy(text: string, opts: { filename?: string } = {}): PolicyCheck {
+/**
+ * Runs the policy's tests. Without a world, every name stands for a synthesised device
+ * with just that identity; with one, for the real nodes that carry it (see `identitiesOf`).
+ */
+export function runPolicyTests(policy: Policy, world?: PolicyWorld): PolicyTestResult[] {
+  return runTests(policy, world?.nodes.map(toIdentity));
+}
+
+/** Parses, validates and tests a policy; `world` makes the tests run against the real nodes too. */
+export function checkPolicy(text: string, opts: { filename?: string; world?: PolicyWorld } = {}): PolicyCheck {
   let policy: Policy;
   try {
     policy = parsePolicy(text, opts);
@@ -27,6 +37,7 @@ export function checkPolicy(text: string, opts: { filename?: string } = {}): Pol
   const warnings: string[] = [];
   if (policy.acls.length === 0) warnings.push('no acls: default deny, nothing is allowed (add {"action": "accept", "src": ["*"], "dst": ["*:*"]} to allow everything)');
   const tests = runPolicyTests(policy);
+  if (opts.world) tests.push(...runPolicyTests(policy, opts.world).filter((t) => !t.pass).map((t) => ({ ...t, message: `${t.message} (against the current nodes)` })));
   const errors = tests.filter((t) => !t.pass).map((t) => new PolicyError(t.message, { line: t.line, column: t.column }, policy.filename));
   return { policy: errors.length ? undefined : policy, errors, warnings, tests };
 }

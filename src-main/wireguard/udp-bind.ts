@@ -4,6 +4,7 @@
  * per event-loop turn; sends never throw (WireGuard's timers retry).
  */
 import { type Socket, createSocket } from 'node:dgram';
+import { type LookupOneOptions, lookup as lookupCb } from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Bind, BindEndpoint, ReceivedDatagram } from './bind.js';
@@ -82,6 +83,17 @@ export function parseUdpEndpoint(text: string): UdpEndpoint {
   return isIP(host) !== 0 ? new UdpEndpoint(host, port) : new UdpEndpoint(host, port, host);
 }
 
+/**
+ * send() only ever gets IP literals (endpoints are resolved first), yet dgram's default lookup
+ * defers every datagram to a nextTick through dns.lookup; answering synchronously lets dgram
+ * hand the datagram to libuv right away.
+ */
+function literalLookup(address: string, options: LookupOneOptions, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const f = isIP(address);
+  if (f !== 0) cb(null, address, f);
+  else lookupCb(address, options, cb);
+}
+
 export class UdpBind implements Bind {
   private v4: Socket | undefined;
   private v6: Socket | undefined;
@@ -153,7 +165,7 @@ export class UdpBind implements Bind {
 
   private listen(type: 'udp4' | 'udp6', host: string, port: number): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const s = createSocket({ type, ipv6Only: type === 'udp6' });
+      const s = createSocket({ type, ipv6Only: type === 'udp6', lookup: literalLookup });
       s.once('error', reject);
       s.on('message', (msg, rinfo) => this.enqueue(msg, rinfo.address, rinfo.port));
       s.bind(port, host, () => {

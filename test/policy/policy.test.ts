@@ -140,4 +140,16 @@ test('pierce policy check exits 0 for the seed and 1 with file:line:col for a br
     assert.match(err.stderr, /reject-failing-test\.hujson:7:38: FAIL tests\[0\]/);
     return true;
   });
+  await assert.rejects(run(process.execPath, ['bin/pierce.js', 'policy', 'check', '--json', fixture('reject-syntax.hujson')]), (err: { code: number; stdout: string }) => {
+    assert.equal(err.code, 1);
+    const out = JSON.parse(err.stdout);
+    assert.equal(out.ok, false);
+    assert.deepEqual({ ...out.errors[0], file: undefined, message: undefined }, { file: undefined, line: 3, column: 39, message: undefined });
+    return true;
+  });
+  await assert.rejects(run(process.execPath, ['bin/pierce.js', 'policy', 'check', '/nonexistent/policy.hujson']), (err: { code: number; stderr: string }) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /cannot read \/nonexistent\/policy\.hujson/);
+    return true;
+  });
 });

@@ -69,3 +69,19 @@ test('a fixed listen port is honoured on both families', async () => {
     await bind.close();
   }
 });
+
+test('sends to IP literals take the synchronous lookup; a hostname listen address still resolves through DNS', async () => {
+  const got: Uint8Array[] = [];
+  const rx = new UdpBind({ host4: 'localhost', ipv6: false });
+  const tx = new UdpBind({ host4: '127.0.0.1', ipv6: false });
+  try {
+    await rx.open((batch) => got.push(...batch.map((d) => d.data)));
+    await tx.open(() => {});
+    const to = parseUdpEndpoint(`127.0.0.1:${rx.port!}`);
+    tx.send([Uint8Array.of(1), Uint8Array.of(2, 2)], to);
+    await until(() => got.length === 2);
+    assert.deepEqual(got.map((d) => d.length).sort(), [1, 2]);
+  } finally {
+    await Promise.all([rx.close(), tx.close()]);
+  }
+});

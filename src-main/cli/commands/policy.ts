@@ -2,7 +2,11 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { checkPolicy } from '../../policy/index.js';
 
-/** `pierce policy check <file> [--json]`: exit 0 only when the policy is valid and all its tests pass. */
+/**
+ * `pierce policy check <file> [--json]`: exit 0 only when the policy is valid and all its tests pass.
+ * Returns the `policy` command so the server-facing sub-commands (`policy get|set`, owned by
+ * the coordination server's CLI) can be registered on it next to `check`.
+ */
 export function register(program: Command): Command {
   const policy = program.command('policy').description('check, get and set HuJSON ACL policies');
   policy
@@ -23,7 +27,7 @@ export function register(program: Command): Command {
           `${JSON.stringify(
             {
               ok,
-              errors: res.errors.map((e) => ({ message: e.reason, line: e.position?.line, column: e.position?.column })),
+              errors: res.errors.map((e) => ({ file, line: e.position?.line, column: e.position?.column, message: e.reason })),
               warnings: res.warnings,
               tests: res.tests.map(({ test, flow, expected, actual, pass, rule }) => ({ test, flow, expected, actual, pass, rule })),
             },

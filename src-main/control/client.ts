@@ -1,0 +1,149 @@
+/**
+ * The node's side of the control protocol (see sealed.ts): register, keep one netmap
+ * stream open (reconnecting with back-off and jitter; each new stream starts with a full
+ * map), and publish endpoint changes. The engine uses only this.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { KeyPair } from '../protocol/keys.js';
+import { applyDelta, type MapMessage, type Netmap, type NodeInfo } from '../protocol/netmap.js';
+import { open, sealRequest } from './sealed.js';
+
+export interface RegisterRequest {
+  nodeKey: string;
+  discoKey: string;
+  hostname: string;
+  os?: string;
+  authKey?: string;
+  tags?: string[];
+  oldNodeKey?: string;
+}
+
+export interface MapRequest {
+  nodeKey: string;
+  endpoints?: string[];
+  homeRegion?: number;
+}
+
+export class ControlError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 15_000;
+
+export class ControlClient {
+  private serverKey?: Uint8Array;
+  private closed = false;
+  private current?: http.ClientRequest;
+  private retry?: NodeJS.Timeout;
+  netmap?: Netmap;
+
+  constructor(
+    readonly serverUrl: string,
+    private readonly machine: KeyPair,
+    private readonly log: (m: string) => void = () => {},
+  ) {}
+
+  private request(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+    const url = new URL(path, this.serverUrl);
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = mod.request(url, { method, headers: body ? { 'content-type': 'application/json' } : {}, timeout: 15_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`control ${path}: timed out`)));
+      req.on('error', (err) => reject(new Error(`cannot reach the coordination server at ${this.serverUrl}: ${err.message}`, { cause: err })));
+      req.end(body);
+    });
+  }
+
+  private async key(): Promise<Uint8Array> {
+    if (this.serverKey) return this.serverKey;
+    const r = await this.request('GET', '/key');
+    const hex = (JSON.parse(r.body) as { publicKey?: string }).publicKey;
+    if (r.status !== 200 || !hex || !/^[0-9a-f]{64}$/.test(hex)) throw new ControlError(r.status, `${this.serverUrl} is not a Pierce coordination server`);
+    this.serverKey = new Uint8Array(Buffer.from(hex, 'hex'));
+    return this.serverKey;
+  }
+
+  private async call<T>(path: string, body: object): Promise<T> {
+    const { shared, request } = sealRequest(await this.key(), this.machine, body);
+    const r = await this.request('POST', path, JSON.stringify(request));
+    const parsed = JSON.parse(r.body) as { error?: string };
+    if (r.status !== 200) throw new ControlError(r.status, parsed.error ?? `HTTP ${r.status}`);
+    return open<T>(shared, parsed);
+  }
+
+  async register(req: RegisterRequest): Promise<NodeInfo> {
+    return (await this.call<{ node: NodeInfo }>('/machine/register', req)).node;
+  }
+
+  async update(req: MapRequest): Promise<void> {
+    await this.call('/machine/update', req);
+  }
+
+  /** Keeps a netmap stream open until close(); `onNetmap` gets every new netmap (full or patched). */
+  streamMap(req: () => MapRequest, onNetmap: (nm: Netmap) => void, onError: (err: Error) => void = () => {}): void {
+    let attempt = 0;
+    const connect = async () => {
+      if (this.closed) return;
+      try {
+        const { shared, request } = sealRequest(await this.key(), this.machine, req());
+        const url = new URL('/machine/map', this.serverUrl);
+        const mod = url.protocol === 'https:' ? https : http;
+        await new Promise<void>((resolve, reject) => {
+          const r = mod.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+            if (res.statusCode !== 200) {
+              const chunks: Buffer[] = [];
+              res.on('data', (c: Buffer) => chunks.push(c));
+              res.on('end', () => reject(new ControlError(res.statusCode ?? 0, (JSON.parse(Buffer.concat(chunks).toString() || '{}') as { error?: string }).error ?? `HTTP ${res.statusCode}`)));
+              return;
+            }
+            attempt = 0;
+            let buf = '';
+            res.on('data', (c: Buffer) => {
+              buf += c.toString('utf8');
+              for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+                const line = buf.slice(0, nl);
+                buf = buf.slice(nl + 1);
+                const m = open<MapMessage>(shared, JSON.parse(line));
+                if (m.kind === 'full') this.netmap = m.netmap;
+                else if (m.kind === 'delta' && this.netmap) this.netmap = applyDelta(this.netmap, m.delta);
+                else continue;
+                onNetmap(this.netmap!);
+              }
+            });
+            res.on('end', () => resolve());
+            res.on('error', reject);
+          });
+          r.on('error', reject);
+          this.current = r;
+          r.end(JSON.stringify(request));
+        });
+      } catch (err) {
+        if (!this.closed) onError(err as Error);
+        if (err instanceof ControlError && err.status === 401) return; // needs a new login: stop
+      }
+      if (this.closed) return;
+      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt++) * (0.5 + Math.random() / 2);
+      this.log(`control: stream ended, reconnecting in ${delay.toFixed(0)} ms`);
+      this.retry = setTimeout(() => void connect(), delay);
+    };
+    void connect();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.current?.destroy();
+  }
+}

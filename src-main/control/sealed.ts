@@ -1,0 +1,72 @@
+/**
+ * The node ↔ coordination-server channel: every request body is sealed with NaCl box
+ * from the node's machine key to the server's key, so each request proves possession of
+ * the machine key and nothing a relay or a log sees can be replayed:
+ *   request  = { machineKey: "mkey:…", nonce: b64(24), sealed: b64(box(JSON(payload))) }
+ *   payload  = { ts: ms since epoch, ...body }   (server accepts ts within ±SKEW_MS, each nonce once)
+ *   response = { nonce, sealed }   sealed back with the same pair of keys.
+ * See docs/control-protocol.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { encodeKey, parseKey } from '../protocol/keys.js';
+import { boxBeforeNm, NONCE_LEN, secretboxOpen, secretboxSeal } from '../protocol/naclbox.js';
+
+export const SKEW_MS = 5 * 60_000;
+
+export interface SealedEnvelope {
+  nonce: string;
+  sealed: string;
+}
+
+export interface SealedRequest extends SealedEnvelope {
+  machineKey: string;
+}
+
+export function seal(sharedKey: Uint8Array, value: unknown): SealedEnvelope {
+  const nonce = new Uint8Array(randomBytes(NONCE_LEN));
+  const sealed = secretboxSeal(sharedKey, nonce, Buffer.from(JSON.stringify(value)));
+  return { nonce: Buffer.from(nonce).toString('base64'), sealed: Buffer.from(sealed).toString('base64') };
+}
+
+export function open<T>(sharedKey: Uint8Array, env: unknown): T {
+  const e = env as Partial<SealedEnvelope>;
+  if (!e || typeof e.nonce !== 'string' || typeof e.sealed !== 'string') throw new Error('malformed sealed message');
+  const nonce = new Uint8Array(Buffer.from(e.nonce, 'base64'));
+  if (nonce.length !== NONCE_LEN) throw new Error('malformed sealed message: bad nonce length');
+  const plain = secretboxOpen(sharedKey, nonce, new Uint8Array(Buffer.from(e.sealed, 'base64')));
+  if (!plain) throw new Error('sealed message does not authenticate');
+  return JSON.parse(Buffer.from(plain).toString('utf8')) as T;
+}
+
+/** Client side: seal a request body from our machine key to the server's key. */
+export function sealRequest(serverPublic: Uint8Array, machine: { privateKey: Uint8Array; publicKey: Uint8Array }, body: object): { shared: Uint8Array; request: SealedRequest } {
+  const shared = boxBeforeNm(serverPublic, machine.privateKey);
+  return { shared, request: { machineKey: encodeKey('mkey', machine.publicKey), ...seal(shared, { ts: Date.now(), ...body }) } };
+}
+
+/** Server side: open a request, checking freshness and that its nonce was never seen. */
+export class RequestOpener {
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly serverPrivate: Uint8Array) {}
+
+  open<T>(req: unknown, now = Date.now()): { machineKey: string; shared: Uint8Array; body: T } {
+    const r = req as Partial<SealedRequest>;
+    if (!r || typeof r.machineKey !== 'string') throw new Error('request lacks machineKey');
+    const machine = parseKey('mkey', r.machineKey);
+    let shared: Uint8Array;
+    try {
+      shared = boxBeforeNm(machine, this.serverPrivate);
+    } catch {
+      throw new Error('bad machine key');
+    }
+    const body = open<{ ts?: unknown } & T>(shared, r);
+    if (typeof body.ts !== 'number' || Math.abs(now - body.ts) > SKEW_MS) throw new Error('request timestamp outside the allowed clock skew (check the clock)');
+    // Canonical re-encoding: base64 has many spellings of one nonce, and a replay must not pass as new.
+    const id = `${r.machineKey}/${Buffer.from(r.nonce as string, 'base64').toString('base64')}`;
+    if (this.seen.has(id)) throw new Error('replayed request');
+    this.seen.set(id, now);
+    if (this.seen.size > 100_000) for (const [k, t] of this.seen) if (now - t > 2 * SKEW_MS) this.seen.delete(k);
+    return { machineKey: r.machineKey, shared, body };
+  }
+}

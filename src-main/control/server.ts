@@ -1,0 +1,536 @@
+/**
+ * The coordination server: identities, pre-auth keys, addresses, the policy, and one
+ * long-lived netmap stream per node (full map first, then deltas). Embeds a DERP relay
+ * (/derp on the same HTTP server) and a STUN server by default. Never on the data path.
+ *
+ * Cost of a change: an endpoint or online change of node X is sent only to X's peers
+ * (PolicyIndex.peersOf); a join, removal or tag change re-diffs the peers of the nodes
+ * it touches; only a policy change revisits every stream.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { DerpServer } from '../derp/server.js';
+import { StunServer } from '../derp/stun-server.js';
+import { checkPolicy, type Policy, PolicyIndex, tagAllowed } from '../policy/index.js';
+import type { DerpMap } from '../protocol/derpmap.js';
+import { encodeKey, generateKeyPair, type KeyPair, parseKey, publicKeyOf } from '../protocol/keys.js';
+import type { MapMessage, Netmap, NodeInfo } from '../protocol/netmap.js';
+import { RequestOpener, seal } from './sealed.js';
+import { type NodeRecord, type PreAuthKeyRecord, SqliteStore, type Store } from './store.js';
+
+export const DEFAULT_KEY_EXPIRY_MS = 180 * 24 * 3600_000;
+const MAX_BODY = 1 << 20;
+const KEEPALIVE_MS = 25_000;
+const EPHEMERAL_GRACE_MS = 30_000;
+/** The tailnet's IPv6 ULA /48 (RFC 4193), one /128 per node. */
+export const ULA_PREFIX = 'fd7a:7069:6572';
+/** Written on first start so a fresh server lets its own nodes talk; change it with `pierce policy set`. */
+export const INITIAL_POLICY = `// Initial policy written by the coordination server: every node may reach every node.
+// Pierce denies by default: remove this rule and nothing is allowed.
+{
+  "acls": [
+    {"action": "accept", "src": ["*"], "dst": ["*:*"]},
+  ],
+}
+`;
+
+export interface ControlServerOptions {
+  dataDir: string;
+  /** "host:port"; port 0 picks a free one. */
+  listen: string;
+  /** Host name or IP that nodes use to reach the embedded relay (default: the listen host). */
+  publicHost?: string;
+  /** Embedded DERP relay + STUN server (default on). */
+  derp?: boolean;
+  /** UDP port of the embedded STUN server (default 3478; 0 = any free port). */
+  stunPort?: number;
+  log?: (msg: string) => void;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Stream {
+  res: http.ServerResponse;
+  shared: Uint8Array;
+  seq: number;
+  peers: Set<string>;
+  filterJson: string;
+  keepalive: NodeJS.Timeout;
+}
+
+const hashKey = (k: string) => createHash('sha256').update(k).digest('hex');
+
+export function addressesFor(index: number): { ipv4: string; ipv6: string } {
+  if (index < 1 || index >= 1 << 22) throw new Error('address space of 100.64.0.0/10 exhausted');
+  const v = (100 << 24) + (64 << 16) + index;
+  const ipv4 = [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+  return { ipv4, ipv6: `${ULA_PREFIX}::${(index >>> 16).toString(16)}:${(index & 0xffff).toString(16)}` };
+}
+
+async function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseJson(buf: Buffer): unknown {
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'request body is not valid JSON');
+  }
+}
+
+export class ControlServer {
+  private readonly store: Store;
+  private readonly http: http.Server;
+  private readonly serverKey: KeyPair;
+  private readonly opener: RequestOpener;
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly streams = new Map<string, Stream>();
+  private readonly ephemeralTimers = new Map<string, NodeJS.Timeout>();
+  private policy!: Policy;
+  private index!: PolicyIndex;
+  private derp?: DerpServer;
+  private stun?: StunServer;
+  private derpMap: DerpMap = { regions: {} };
+  private readonly log: (m: string) => void;
+  url = '';
+  adminKey = '';
+
+  private constructor(
+    private readonly o: ControlServerOptions,
+    store: Store,
+  ) {
+    this.store = store;
+    this.log = o.log ?? ((m) => process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), msg: m })}\n`));
+    const saved = store.getMeta('server_private_key');
+    const priv = saved ? new Uint8Array(Buffer.from(saved, 'base64')) : generateKeyPair().privateKey;
+    if (!saved) store.setMeta('server_private_key', Buffer.from(priv).toString('base64'));
+    this.serverKey = { privateKey: priv, publicKey: publicKeyOf(priv) };
+    this.opener = new RequestOpener(priv);
+    for (const n of store.nodes()) this.nodes.set(n.id, n);
+    this.http = http.createServer((req, res) => void this.route(req, res));
+    this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!this.derp?.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    });
+  }
+
+  static async start(o: ControlServerOptions): Promise<ControlServer> {
+    const s = new ControlServer(o, new SqliteStore(o.dataDir));
+    s.initAdminKey();
+    s.loadPolicy();
+    const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(o.listen);
+    if (!m) throw new Error(`--listen must be HOST:PORT or [V6]:PORT, got "${o.listen}"`);
+    const host = m[1] ?? (m[2] || '0.0.0.0');
+    await new Promise<void>((resolve, reject) => {
+      s.http.once('error', reject);
+      s.http.listen(Number(m[3]), host, () => resolve());
+    });
+    const port = (s.http.address() as { port: number }).port;
+    const shown = o.publicHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+    s.url = `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
+    if (o.derp !== false) {
+      s.derp = new DerpServer({ admit: async (key) => s.admitRelayClient(key), log: s.log });
+      s.stun = await StunServer.listen({ port: o.stunPort ?? 3478, host: host === '0.0.0.0' ? undefined : host });
+      s.derpMap = {
+        regions: {
+          1: { regionId: 1, regionCode: 'embedded', regionName: 'Embedded relay', nodes: [{ name: '1a', regionId: 1, hostName: shown, ...(shown.includes(':') ? { ipv6: shown } : /^[\d.]+$/.test(shown) ? { ipv4: shown } : {}), derpPort: port, insecureHttp: true, stunPort: s.stun.port }] },
+        },
+      };
+    }
+    s.log(`control server listening on ${s.url} (data ${o.dataDir}, ${s.nodes.size} nodes${s.derp ? `, relay /derp, STUN udp/${s.stun!.port}` : ''})`);
+    return s;
+  }
+
+  get publicKey(): Uint8Array {
+    return this.serverKey.publicKey;
+  }
+
+  private initAdminKey(): void {
+    if (this.store.getMeta('admin_key_hash')) return;
+    this.adminKey = `pierce-admin-${randomBytes(24).toString('hex')}`;
+    this.store.setMeta('admin_key_hash', hashKey(this.adminKey));
+    const file = join(this.o.dataDir, 'admin.key');
+    writeFileSync(file, `${this.adminKey}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
+
+  private loadPolicy(): void {
+    let text = this.store.policy();
+    if (text === undefined) {
+      text = INITIAL_POLICY;
+      this.store.setPolicy(text);
+      this.store.audit('server', 'policy.initial', { text });
+    }
+    const res = checkPolicy(text, { filename: 'stored policy' });
+    if (!res.policy) throw new Error(`stored policy is invalid: ${res.errors.map((e) => e.message).join('; ')}`);
+    this.policy = res.policy;
+    this.rebuildIndex();
+  }
+
+  private rebuildIndex(): void {
+    this.index = new PolicyIndex(this.policy, { nodes: [...this.nodes.values()].map((n) => ({ id: n.id, user: n.user, tags: n.tags, addresses: [n.ipv4, n.ipv6] })) });
+  }
+
+  private expired(n: NodeRecord, now = Date.now()): boolean {
+    return n.keyExpiry !== null && n.keyExpiry <= now;
+  }
+
+  private async admitRelayClient(nodeKey: Uint8Array): Promise<boolean> {
+    const k = encodeKey('nodekey', nodeKey);
+    for (const n of this.nodes.values()) if (n.nodeKey === k) return !this.expired(n);
+    return false;
+  }
+
+  info(n: NodeRecord): NodeInfo {
+    return {
+      id: n.id,
+      name: n.name,
+      user: n.tags.length ? undefined : n.user,
+      tags: n.tags,
+      nodeKey: n.nodeKey,
+      discoKey: n.discoKey,
+      addresses: [n.ipv4, n.ipv6],
+      endpoints: n.endpoints,
+      homeRegion: n.homeRegion,
+      online: this.streams.has(n.id),
+      os: n.os,
+      keyExpiry: n.keyExpiry === null ? undefined : new Date(n.keyExpiry).toISOString(),
+    };
+  }
+
+  // ---- HTTP ----
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const send = (status: number, value: unknown) => {
+      const body = JSON.stringify(value);
+      // After 413 the rest of the body is still in flight: the connection cannot be reused.
+      const close = status === 413 ? { connection: 'close' } : {};
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...close });
+      res.end(body);
+    };
+    try {
+      if (this.derp?.handleRequest(req, res)) return;
+      const key = `${req.method} ${url.pathname}`;
+      if (key === 'GET /healthz') return send(200, { ok: true, nodes: this.nodes.size, online: this.streams.size });
+      if (key === 'GET /key') return send(200, { publicKey: Buffer.from(this.serverKey.publicKey).toString('hex') });
+      if (key === 'POST /machine/register') return send(200, await this.register(req));
+      if (key === 'POST /machine/update') return send(200, await this.update(req));
+      if (key === 'POST /machine/map') return await this.map(req, res);
+      if (url.pathname.startsWith('/api/')) return send(200, await this.admin(req, url));
+      throw new HttpError(404, `no such endpoint: ${key}`);
+    } catch (err) {
+      const status = err instanceof HttpError ? err.status : 400;
+      if (!res.headersSent) send(status, { error: err instanceof Error ? err.message : String(err) });
+      else res.destroy();
+    }
+  }
+
+  private async openSealed<T>(req: http.IncomingMessage): Promise<{ machineKey: string; shared: Uint8Array; body: T }> {
+    try {
+      return this.opener.open<T>(parseJson(await readBody(req)));
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      throw new HttpError(401, (err as Error).message);
+    }
+  }
+
+  private byMachine(machineKey: string): NodeRecord | undefined {
+    for (const n of this.nodes.values()) if (n.machineKey === machineKey) return n;
+    return undefined;
+  }
+
+  private async register(req: http.IncomingMessage): Promise<unknown> {
+    const { machineKey, shared, body } = await this.openSealed<{ nodeKey?: string; discoKey?: string; hostname?: string; os?: string; authKey?: string; tags?: string[]; oldNodeKey?: string }>(req);
+    const nodeKey = body.nodeKey ?? '';
+    parseKey('nodekey', nodeKey);
+    parseKey('discokey', body.discoKey ?? '');
+    const hostname = (body.hostname ?? 'node').replace(/[^A-Za-z0-9-]/g, '-').slice(0, 63) || 'node';
+    const tags = body.tags ?? [];
+    if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || !t.startsWith('tag:'))) throw new HttpError(400, 'tags must be a list like ["tag:server"]');
+    const now = Date.now();
+    let node = this.byMachine(machineKey);
+    if (body.authKey) {
+      const pak = this.usePreAuthKey(body.authKey, now);
+      for (const t of tags) if (!tagAllowed(this.policy, t, { user: pak.user, tags: [] })) throw new HttpError(403, `${pak.user} may not apply ${t} (see tagOwners)`);
+      const allTags = [...new Set([...pak.tags, ...tags])];
+      if (!node) {
+        const { ipv4, ipv6 } = addressesFor(this.store.nextAddressIndex());
+        node = { id: `n${ipv4.split('.').slice(1).join('-')}`, machineKey, nodeKey, discoKey: body.discoKey!, name: this.uniqueName(hostname), user: pak.user, tags: allTags, ipv4, ipv6, endpoints: [], os: body.os, created: now, keyExpiry: now + DEFAULT_KEY_EXPIRY_MS, lastSeen: now, ephemeral: pak.ephemeral };
+        this.store.putNode(node);
+        this.nodes.set(node.id, node);
+        this.store.audit(`preauthkey:${pak.id}`, 'node.register', { id: node.id, name: node.name, user: node.user, tags: node.tags });
+        this.rebuildIndex();
+        this.topologyChanged([node.id]);
+      } else {
+        const tagsChanged = JSON.stringify(node.tags) !== JSON.stringify(allTags);
+        Object.assign(node, { nodeKey, discoKey: body.discoKey!, user: pak.user, tags: allTags, keyExpiry: node.keyExpiry === null ? null : now + DEFAULT_KEY_EXPIRY_MS, os: body.os ?? node.os });
+        this.store.putNode(node);
+        this.store.audit(`preauthkey:${pak.id}`, 'node.reauth', { id: node.id });
+        if (tagsChanged) this.rebuildIndex();
+        this.topologyChanged([node.id]);
+      }
+    } else {
+      if (!node) throw new HttpError(401, 'unknown machine: register with an auth key (interactive login is not configured on this server)');
+      if (node.nodeKey !== nodeKey) {
+        if (body.oldNodeKey !== node.nodeKey) throw new HttpError(401, 'node key does not match; to rotate, send oldNodeKey');
+        if (this.expired(node, now)) throw new HttpError(401, 'node key expired: log in again with an auth key');
+        node.nodeKey = nodeKey;
+        if (node.keyExpiry !== null) node.keyExpiry = now + DEFAULT_KEY_EXPIRY_MS;
+        this.store.audit(`node:${node.id}`, 'node.rotate', { id: node.id });
+      } else if (this.expired(node, now)) throw new HttpError(401, 'node key expired: log in again with an auth key');
+      node.discoKey = body.discoKey!;
+      this.store.putNode(node);
+      this.topologyChanged([node.id]);
+    }
+    return seal(shared, { node: this.info(node) });
+  }
+
+  private uniqueName(base: string): string {
+    const names = new Set([...this.nodes.values()].map((n) => n.name));
+    if (!names.has(base)) return base;
+    for (let i = 1; ; i++) if (!names.has(`${base}-${i}`)) return `${base}-${i}`;
+  }
+
+  private usePreAuthKey(secret: string, now: number): PreAuthKeyRecord {
+    const hash = hashKey(secret);
+    const k = this.store.preAuthKeys().find((x) => x.hash === hash);
+    if (!k) throw new HttpError(401, 'invalid auth key');
+    if (k.expires <= now) throw new HttpError(401, 'auth key expired');
+    if (k.used && !k.reusable) throw new HttpError(401, 'auth key already used (it is single-use)');
+    if (!k.reusable) {
+      k.used = true;
+      this.store.putPreAuthKey(k);
+    }
+    return k;
+  }
+
+  private nodeForRequest(machineKey: string, nodeKey: unknown): NodeRecord {
+    const node = this.byMachine(machineKey);
+    if (!node || node.nodeKey !== nodeKey) throw new HttpError(401, 'unknown node: register first');
+    if (this.expired(node)) throw new HttpError(401, 'node key expired: log in again');
+    return node;
+  }
+
+  private async update(req: http.IncomingMessage): Promise<unknown> {
+    const { machineKey, shared, body } = await this.openSealed<{ nodeKey?: string; endpoints?: string[]; homeRegion?: number }>(req);
+    const node = this.nodeForRequest(machineKey, body.nodeKey);
+    this.applyUpdate(node, body);
+    return seal(shared, { ok: true });
+  }
+
+  private applyUpdate(node: NodeRecord, body: { endpoints?: unknown; homeRegion?: unknown }): void {
+    let changed = false;
+    if (body.endpoints !== undefined) {
+      if (!Array.isArray(body.endpoints) || body.endpoints.length > 64 || body.endpoints.some((e) => typeof e !== 'string' || e.length > 64)) throw new HttpError(400, 'endpoints must be a list of at most 64 "ip:port" strings');
+      if (JSON.stringify(body.endpoints) !== JSON.stringify(node.endpoints)) {
+        node.endpoints = body.endpoints as string[];
+        changed = true;
+      }
+    }
+    if (body.homeRegion !== undefined && body.homeRegion !== node.homeRegion) {
+      if (typeof body.homeRegion !== 'number') throw new HttpError(400, 'homeRegion must be a number');
+      node.homeRegion = body.homeRegion;
+      changed = true;
+    }
+    if (changed) {
+      node.lastSeen = Date.now();
+      this.store.putNode(node);
+      this.nodeChanged(node);
+    }
+  }
+
+  private async map(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const { machineKey, shared, body } = await this.openSealed<{ nodeKey?: string; endpoints?: string[]; homeRegion?: number }>(req);
+    const node = this.nodeForRequest(machineKey, body.nodeKey);
+    this.streams.get(node.id)?.res.end();
+    const t = this.ephemeralTimers.get(node.id);
+    if (t) clearTimeout(t);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    const stream: Stream = { res, shared, seq: 0, peers: new Set(), filterJson: '', keepalive: setInterval(() => this.write(stream, { kind: 'keepalive' }), KEEPALIVE_MS) };
+    this.streams.set(node.id, stream);
+    this.applyUpdate(node, body);
+    this.sendFull(node.id, stream);
+    this.nodeChanged(node);
+    res.on('close', () => {
+      clearInterval(stream.keepalive);
+      if (this.streams.get(node.id) !== stream) return;
+      this.streams.delete(node.id);
+      if (!this.nodes.has(node.id)) return;
+      node.lastSeen = Date.now();
+      this.nodeChanged(node);
+      if (node.ephemeral) this.ephemeralTimers.set(node.id, setTimeout(() => this.removeNode(node.id, 'server', 'node.ephemeral-gone'), EPHEMERAL_GRACE_MS));
+    });
+  }
+
+  private write(s: Stream, m: MapMessage): void {
+    s.res.write(`${JSON.stringify(seal(s.shared, m))}\n`);
+  }
+
+  private sendFull(id: string, s: Stream): void {
+    const node = this.nodes.get(id)!;
+    const peers = this.index.peersOf(id);
+    const filter = this.index.filterFor(id);
+    s.peers = peers;
+    s.filterJson = JSON.stringify(filter);
+    const netmap: Netmap = { seq: ++s.seq, self: this.info(node), peers: [...peers].map((p) => this.info(this.nodes.get(p)!)), derpMap: this.derpMap, packetFilter: filter };
+    this.write(s, { kind: 'full', netmap });
+  }
+
+  /** Endpoint, relay or online change of one node: O(its peers). */
+  private nodeChanged(node: NodeRecord): void {
+    const info = this.info(node);
+    for (const p of this.index.peersOf(node.id)) {
+      const s = this.streams.get(p);
+      if (s?.peers.has(node.id)) this.write(s, { kind: 'delta', delta: { seq: ++s.seq, peersChanged: [info] } });
+    }
+    const own = this.streams.get(node.id);
+    if (own) this.write(own, { kind: 'delta', delta: { seq: ++own.seq, self: info } });
+  }
+
+  /** Nodes joined, left or changed tags: re-diff the streams of everyone they touch. */
+  private topologyChanged(ids: string[], all = false): void {
+    const affected = new Set<string>(all ? this.streams.keys() : []);
+    for (const id of ids) {
+      affected.add(id);
+      for (const p of this.index.peersOf(id)) affected.add(p);
+      for (const [sid, s] of this.streams) if (s.peers.has(id)) affected.add(sid);
+    }
+    for (const id of affected) {
+      const s = this.streams.get(id);
+      if (!s || !this.nodes.has(id)) continue;
+      const now = this.index.peersOf(id);
+      const added = [...now].filter((p) => !s.peers.has(p));
+      const removed = [...s.peers].filter((p) => !now.has(p));
+      const changed = ids.filter((x) => now.has(x) && s.peers.has(x));
+      const filter = this.index.filterFor(id);
+      const filterJson = JSON.stringify(filter);
+      const self = ids.includes(id) ? this.info(this.nodes.get(id)!) : undefined;
+      if (!added.length && !removed.length && !changed.length && filterJson === s.filterJson && !self) continue;
+      s.peers = now;
+      const delta = {
+        seq: ++s.seq,
+        ...(self ? { self } : {}),
+        ...(added.length ? { peersAdded: added.map((p) => this.info(this.nodes.get(p)!)) } : {}),
+        ...(changed.length ? { peersChanged: changed.map((p) => this.info(this.nodes.get(p)!)) } : {}),
+        ...(removed.length ? { peersRemoved: removed } : {}),
+        ...(filterJson !== s.filterJson ? { packetFilter: filter } : {}),
+      };
+      s.filterJson = filterJson;
+      this.write(s, { kind: 'delta', delta });
+    }
+  }
+
+  private removeNode(id: string, actor: string, action: string): void {
+    const node = this.nodes.get(id);
+    if (!node) throw new HttpError(404, `no node ${id}`);
+    this.streams.get(id)?.res.end();
+    this.nodes.delete(id);
+    this.store.deleteNode(id);
+    this.store.audit(actor, action, { id, name: node.name });
+    const before = [...this.streams.entries()].filter(([, s]) => s.peers.has(id)).map(([sid]) => sid);
+    this.rebuildIndex();
+    this.topologyChanged(before);
+  }
+
+  // ---- admin API (bearer admin key) ----
+
+  private async admin(req: http.IncomingMessage, url: URL): Promise<unknown> {
+    const auth = req.headers.authorization ?? '';
+    const key = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    if (!key || hashKey(key) !== this.store.getMeta('admin_key_hash')) throw new HttpError(401, 'admin API needs "Authorization: Bearer <admin key>" (see admin.key in the data dir)');
+    const route = `${req.method} ${url.pathname}`;
+    const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readBody(req);
+    if (route === 'GET /api/nodes') return { nodes: [...this.nodes.values()].map((n) => this.info(n)) };
+    if (route === 'POST /api/preauthkeys') {
+      const b = parseJson(body!) as { user?: string; reusable?: boolean; ephemeral?: boolean; tags?: string[]; expiresInS?: number };
+      if (typeof b.user !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(b.user)) throw new HttpError(400, 'user must be a login like alice@example.com');
+      const tags = b.tags ?? [];
+      for (const t of tags) if (!tagAllowed(this.policy, t, { user: b.user, tags: [] })) throw new HttpError(403, `${b.user} may not apply ${t} (see tagOwners)`);
+      const secret = `pierce-auth-${randomBytes(24).toString('hex')}`;
+      const rec: PreAuthKeyRecord = { id: randomBytes(6).toString('hex'), hash: hashKey(secret), user: b.user, reusable: !!b.reusable, ephemeral: !!b.ephemeral, tags, expires: Date.now() + (b.expiresInS ?? 3600) * 1000, used: false };
+      this.store.putPreAuthKey(rec);
+      this.store.audit('admin', 'preauthkey.create', { id: rec.id, user: rec.user, reusable: rec.reusable, ephemeral: rec.ephemeral, tags });
+      return { id: rec.id, key: secret, expires: new Date(rec.expires).toISOString() };
+    }
+    if (route === 'GET /api/policy') return { policy: this.store.policy() };
+    if (route === 'PUT /api/policy') {
+      const text = body!.toString('utf8');
+      const res = checkPolicy(text, { filename: 'policy' });
+      if (!res.policy) throw new HttpError(400, `policy rejected:\n${res.errors.map((e) => e.message).join('\n')}`);
+      this.store.setPolicy(text);
+      this.store.audit('admin', 'policy.set', { tests: res.tests.length });
+      this.policy = res.policy;
+      this.rebuildIndex();
+      this.topologyChanged([...this.nodes.keys()], true);
+      return { ok: true, warnings: res.warnings, tests: res.tests.length };
+    }
+    const nodeRoute = /^\/api\/nodes\/([\w-]+)(\/expire|\/tags|\/expiry)?$/.exec(url.pathname);
+    if (nodeRoute) {
+      const [, id, action] = nodeRoute;
+      const node = this.nodes.get(id);
+      if (!node) throw new HttpError(404, `no node ${id}`);
+      if (req.method === 'DELETE' && !action) {
+        this.removeNode(id, 'admin', 'node.remove');
+        return { ok: true };
+      }
+      if (req.method === 'POST' && action === '/expire') {
+        node.keyExpiry = Date.now();
+        this.store.putNode(node);
+        this.store.audit('admin', 'node.expire', { id });
+        this.streams.get(id)?.res.end();
+        return { ok: true };
+      }
+      if (req.method === 'POST' && action === '/expiry') {
+        const b = parseJson(body!) as { disabled?: boolean };
+        node.keyExpiry = b.disabled ? null : Date.now() + DEFAULT_KEY_EXPIRY_MS;
+        this.store.putNode(node);
+        this.store.audit('admin', 'node.expiry', { id, disabled: !!b.disabled });
+        this.nodeChanged(node);
+        return { ok: true };
+      }
+      if (req.method === 'POST' && action === '/tags') {
+        const b = parseJson(body!) as { tags?: string[] };
+        if (!Array.isArray(b.tags) || b.tags.some((t) => typeof t !== 'string' || !this.policy.tagOwners.has(t))) throw new HttpError(400, 'tags must be tags defined in tagOwners');
+        node.tags = b.tags;
+        this.store.putNode(node);
+        this.store.audit('admin', 'node.tags', { id, tags: b.tags });
+        this.rebuildIndex();
+        this.topologyChanged([id]);
+        return { ok: true };
+      }
+    }
+    if (route === 'GET /api/audit') return { audit: this.store.auditLog(Number(url.searchParams.get('limit') ?? 100)) };
+    throw new HttpError(404, `no such admin endpoint: ${route}`);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.streams.values()) {
+      clearInterval(s.keepalive);
+      s.res.end();
+    }
+    for (const t of this.ephemeralTimers.values()) clearTimeout(t);
+    this.stun?.close();
+    await this.derp?.close();
+    this.http.closeAllConnections();
+    await new Promise<void>((r) => this.http.close(() => r()));
+    this.store.close();
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * One accepted client connection on the relay: the write side with its bounded
+ * queue, the sender's token bucket, and its keepalive timer. The server owns routing.
+ */
+import type { Duplex } from 'node:stream';
+import { encodeFrame, FrameType } from './frames.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface ConnLimits {
+  /** Frames waiting while the socket is above its high-water mark; beyond this the oldest is dropped. */
+  maxQueuedFrames: number;
+  /** Bytes the socket may buffer before frames wait in the queue. */
+  highWaterBytes: number;
+  /** Per-client send rate (bytes/s) and burst; 0 disables. */
+  bytesPerSecond: number;
+  bytesBurst: number;
+  keepAliveMs: number;
+}
+
+export class ClientConn {
+  readonly keyHex: string;
+  preferred = false;
+  /** Keys (hex) of clients that sent to this one recently; told when it leaves. */
+  readonly senders = new Set<string>();
+  dropsQueueFull = 0;
+  closed = false;
+  private queue: Buffer[] = [];
+  private readonly bucket: TokenBucket | null;
+  private keepAlive: NodeJS.Timeout | null = null;
+  private resumeTimer: NodeJS.Timeout | null = null;
+  onRateLimited: () => void = () => {};
+
+  constructor(
+    readonly key: Uint8Array,
+    readonly stream: Duplex,
+    readonly isMesh: boolean,
+    private readonly limits: ConnLimits,
+  ) {
+    this.keyHex = Buffer.from(key).toString('hex');
+    this.bucket = !isMesh && limits.bytesPerSecond > 0 ? new TokenBucket(limits.bytesPerSecond, limits.bytesBurst) : null;
+    stream.on('drain', () => this.flush());
+    this.scheduleKeepAlive();
+  }
+
+  /** Queues a frame for this client; never blocks, never grows beyond the limit. */
+  write(frame: Buffer): void {
+    if (this.closed) return;
+    if (this.queue.length === 0 && this.stream.writableLength < this.limits.highWaterBytes) {
+      this.stream.write(frame);
+      return;
+    }
+    this.queue.push(frame);
+    if (this.queue.length > this.limits.maxQueuedFrames) {
+      this.queue.shift();
+      this.dropsQueueFull++;
+    }
+  }
+
+  private flush(): void {
+    while (this.queue.length && this.stream.writableLength < this.limits.highWaterBytes) {
+      this.stream.write(this.queue.shift()!);
+    }
+  }
+
+  /** Charges `bytes` to the sender; when in debt, stops reading from it until repaid (TCP pushes back). */
+  charge(bytes: number): void {
+    if (!this.bucket) return;
+    this.bucket.take(bytes);
+    const wait = this.bucket.waitMs();
+    if (wait > 0 && !this.resumeTimer) {
+      this.onRateLimited();
+      this.stream.pause();
+      this.resumeTimer = setTimeout(() => {
+        this.resumeTimer = null;
+        if (!this.closed) this.stream.resume();
+      }, wait);
+    }
+  }
+
+  private scheduleKeepAlive(): void {
+    // Jitter (±10%) spreads keepalives of clients that connected together.
+    const ms = this.limits.keepAliveMs * (0.9 + Math.random() * 0.2);
+    this.keepAlive = setTimeout(() => {
+      this.write(encodeFrame(FrameType.KeepAlive));
+      this.scheduleKeepAlive();
+    }, ms);
+    this.keepAlive.unref();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.keepAlive) clearTimeout(this.keepAlive);
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.queue = [];
+    this.stream.destroy();
+  }
+}
