@@ -34,7 +34,20 @@ export class ControlError extends Error {
   }
 }
 
+/** The server needs an interactive login: show the user `authUrl`, then call `waitForLogin()`. */
+export class LoginRequiredError extends ControlError {
+  constructor(readonly authUrl: string) {
+    super(401, `interactive login required: open ${authUrl}`);
+  }
+}
+
+/** `/machine/register`: registered (perhaps awaiting approval), or a login URL for the user's browser. */
+export type RegisterResult = { node: NodeInfo; pendingApproval?: boolean } | { authUrl: string };
+
 const BACKOFF_MIN_MS = 250;
+const REQUEST_TIMEOUT_MS = 15_000;
+/** Above the server's long-poll hold (25 s), so a held `/machine/wait` is not cut short. */
+const WAIT_TIMEOUT_MS = 60_000;
 const BACKOFF_MAX_MS = 15_000;
 
 export class ControlClient {
@@ -42,6 +55,7 @@ export class ControlClient {
   private closed = false;
   private current?: http.ClientRequest;
   private retry?: NodeJS.Timeout;
+  private readonly abort = new AbortController();
   netmap?: Netmap;
 
   constructor(
@@ -50,11 +64,11 @@ export class ControlClient {
     private readonly log: (m: string) => void = () => {},
   ) {}
 
-  private request(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+  private request(method: string, path: string, body?: string, timeout = REQUEST_TIMEOUT_MS): Promise<{ status: number; body: string }> {
     const url = new URL(path, this.serverUrl);
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = mod.request(url, { method, headers: body ? { 'content-type': 'application/json' } : {}, timeout: 15_000 }, (res) => {
+      const req = mod.request(url, { method, headers: body ? { 'content-type': 'application/json' } : {}, timeout, signal: this.abort.signal }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
@@ -75,16 +89,42 @@ export class ControlClient {
     return this.serverKey;
   }
 
-  private async call<T>(path: string, body: object): Promise<T> {
+  private async call<T>(path: string, body: object, timeout?: number): Promise<T> {
     const { shared, request } = sealRequest(await this.key(), this.machine, body);
-    const r = await this.request('POST', path, JSON.stringify(request));
+    const r = await this.request('POST', path, JSON.stringify(request), timeout);
     const parsed = JSON.parse(r.body) as { error?: string };
     if (r.status !== 200) throw new ControlError(r.status, parsed.error ?? `HTTP ${r.status}`);
     return open<T>(shared, parsed);
   }
 
+  /** Registers with an auth key, or (without one, on a server with SSO) returns the URL the user must log in at. */
+  async login(req: RegisterRequest): Promise<RegisterResult> {
+    return this.call<RegisterResult>('/machine/register', req);
+  }
+
+  /** As `login`, for callers that need a usable node: throws LoginRequiredError or a 403 while approval is pending. */
   async register(req: RegisterRequest): Promise<NodeInfo> {
-    return (await this.call<{ node: NodeInfo }>('/machine/register', req)).node;
+    const r = await this.login(req);
+    if ('authUrl' in r) throw new LoginRequiredError(r.authUrl);
+    if (r.pendingApproval) throw new ControlError(403, `node ${r.node.id} awaits approval by an admin`);
+    return r.node;
+  }
+
+  /**
+   * After `login` returned an authUrl: waits until the user logged in and the node is
+   * authorized. `onPendingApproval` runs once if an admin must approve the node first.
+   * Rejects with the server's reason when the login fails, is denied or times out.
+   */
+  async waitForLogin(onPendingApproval?: (node: NodeInfo) => void): Promise<NodeInfo> {
+    let told = false;
+    for (;;) {
+      const r = await this.call<{ waiting: 'login' } | { node: NodeInfo; pendingApproval?: boolean }>('/machine/wait', {}, WAIT_TIMEOUT_MS);
+      if ('node' in r && !r.pendingApproval) return r.node;
+      if ('node' in r && !told) {
+        told = true;
+        onPendingApproval?.(r.node);
+      }
+    }
   }
 
   async update(req: MapRequest): Promise<void> {
@@ -143,6 +183,7 @@ export class ControlClient {
 
   close(): void {
     this.closed = true;
+    this.abort.abort();
     if (this.retry) clearTimeout(this.retry);
     this.current?.destroy();
   }

@@ -8,10 +8,13 @@
  * See docs/control-protocol.md.
  */
 import { randomBytes } from 'node:crypto';
+import { BoxKeyer } from '../derp/box-key.js';
 import { encodeKey, parseKey } from '../protocol/keys.js';
-import { boxBeforeNm, NONCE_LEN, secretboxOpen, secretboxSeal } from '../protocol/naclbox.js';
+import { NONCE_LEN, secretboxOpen, secretboxSeal } from '../protocol/naclbox.js';
 
 export const SKEW_MS = 5 * 60_000;
+/** Box keys kept per machine key: the X25519 step is the costliest part of a request. */
+const SHARED_CACHE_MAX = 200_000;
 
 export interface SealedEnvelope {
   nonce: string;
@@ -23,9 +26,21 @@ export interface SealedRequest extends SealedEnvelope {
 }
 
 export function seal(sharedKey: Uint8Array, value: unknown): SealedEnvelope {
+  return sealJson(sharedKey, JSON.stringify(value));
+}
+
+/** Seals an already serialised JSON value (the stream serialises a delta once for many peers). */
+export function sealJson(sharedKey: Uint8Array, json: string): SealedEnvelope {
   const nonce = new Uint8Array(randomBytes(NONCE_LEN));
-  const sealed = secretboxSeal(sharedKey, nonce, Buffer.from(JSON.stringify(value)));
+  const sealed = secretboxSeal(sharedKey, nonce, Buffer.from(json));
   return { nonce: Buffer.from(nonce).toString('base64'), sealed: Buffer.from(sealed).toString('base64') };
+}
+
+/** crypto_box_beforenm with native X25519; throws for a key that is not a usable point. */
+export function boxKey(theirPublic: Uint8Array, myPrivate: Uint8Array): Uint8Array {
+  const shared = new BoxKeyer(myPrivate).shared(theirPublic);
+  if (!shared) throw new Error('bad public key');
+  return shared;
 }
 
 export function open<T>(sharedKey: Uint8Array, env: unknown): T {
@@ -38,35 +53,50 @@ export function open<T>(sharedKey: Uint8Array, env: unknown): T {
   return JSON.parse(Buffer.from(plain).toString('utf8')) as T;
 }
 
-/** Client side: seal a request body from our machine key to the server's key. */
-export function sealRequest(serverPublic: Uint8Array, machine: { privateKey: Uint8Array; publicKey: Uint8Array }, body: object): { shared: Uint8Array; request: SealedRequest } {
-  const shared = boxBeforeNm(serverPublic, machine.privateKey);
+/** Client side: seal a request body from our machine key to the server's key (`shared` skips the X25519 step). */
+export function sealRequest(serverPublic: Uint8Array, machine: { privateKey: Uint8Array; publicKey: Uint8Array }, body: object, shared = boxKey(serverPublic, machine.privateKey)): { shared: Uint8Array; request: SealedRequest } {
   return { shared, request: { machineKey: encodeKey('mkey', machine.publicKey), ...seal(shared, { ts: Date.now(), ...body }) } };
 }
 
 /** Server side: open a request, checking freshness and that its nonce was never seen. */
 export class RequestOpener {
+  /** Nonce id → arrival time, in arrival order, so expired entries are pruned from the front. */
   private readonly seen = new Map<string, number>();
+  private readonly keyer: BoxKeyer;
+  private readonly sharedKeys = new Map<string, Uint8Array>();
 
-  constructor(private readonly serverPrivate: Uint8Array) {}
+  constructor(serverPrivate: Uint8Array) {
+    this.keyer = new BoxKeyer(serverPrivate);
+  }
+
+  private sharedWith(machineKey: string): Uint8Array {
+    const shared = this.sharedKeys.get(machineKey) ?? this.keyer.shared(parseKey('mkey', machineKey));
+    if (!shared) throw new Error('bad machine key');
+    return shared;
+  }
+
+  /** Only keys that opened a request are cached, so made-up machine keys cannot flush it. */
+  private remember(machineKey: string, shared: Uint8Array): void {
+    if (this.sharedKeys.has(machineKey)) return;
+    if (this.sharedKeys.size >= SHARED_CACHE_MAX) this.sharedKeys.delete(this.sharedKeys.keys().next().value!);
+    this.sharedKeys.set(machineKey, shared);
+  }
 
   open<T>(req: unknown, now = Date.now()): { machineKey: string; shared: Uint8Array; body: T } {
     const r = req as Partial<SealedRequest>;
     if (!r || typeof r.machineKey !== 'string') throw new Error('request lacks machineKey');
-    const machine = parseKey('mkey', r.machineKey);
-    let shared: Uint8Array;
-    try {
-      shared = boxBeforeNm(machine, this.serverPrivate);
-    } catch {
-      throw new Error('bad machine key');
-    }
+    const shared = this.sharedWith(r.machineKey);
     const body = open<{ ts?: unknown } & T>(shared, r);
     if (typeof body.ts !== 'number' || Math.abs(now - body.ts) > SKEW_MS) throw new Error('request timestamp outside the allowed clock skew (check the clock)');
     // Canonical re-encoding: base64 has many spellings of one nonce, and a replay must not pass as new.
     const id = `${r.machineKey}/${Buffer.from(r.nonce as string, 'base64').toString('base64')}`;
     if (this.seen.has(id)) throw new Error('replayed request');
+    for (const [k, t] of this.seen) {
+      if (now - t <= 2 * SKEW_MS) break;
+      this.seen.delete(k);
+    }
     this.seen.set(id, now);
-    if (this.seen.size > 100_000) for (const [k, t] of this.seen) if (now - t > 2 * SKEW_MS) this.seen.delete(k);
+    this.remember(r.machineKey, shared);
     return { machineKey: r.machineKey, shared, body };
   }
 }

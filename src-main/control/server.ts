@@ -18,6 +18,7 @@ import { checkPolicy, type Policy, PolicyIndex, tagAllowed } from '../policy/ind
 import type { DerpMap } from '../protocol/derpmap.js';
 import { encodeKey, generateKeyPair, type KeyPair, parseKey, publicKeyOf } from '../protocol/keys.js';
 import type { MapMessage, Netmap, NodeInfo } from '../protocol/netmap.js';
+import { LoginError, type LoginRequest, OidcLogins, type OidcOptions } from './oidc.js';
 import { RequestOpener, seal } from './sealed.js';
 import { type NodeRecord, type PreAuthKeyRecord, SqliteStore, type Store } from './store.js';
 
@@ -25,6 +26,8 @@ export const DEFAULT_KEY_EXPIRY_MS = 180 * 24 * 3600_000;
 const MAX_BODY = 1 << 20;
 const KEEPALIVE_MS = 25_000;
 const EPHEMERAL_GRACE_MS = 30_000;
+/** Longest a `/machine/wait` long-poll is held before it answers with the status so far. */
+const WAIT_POLL_MS = 25_000;
 /** The tailnet's IPv6 ULA /48 (RFC 4193), one /128 per node. */
 export const ULA_PREFIX = 'fd7a:7069:6572';
 /** Written on first start so a fresh server lets its own nodes talk; change it with `pierce policy set`. */
@@ -48,6 +51,10 @@ export interface ControlServerOptions {
   /** UDP port of the embedded STUN server (default 3478; 0 = any free port). */
   stunPort?: number;
   log?: (msg: string) => void;
+  /** SSO: a node without an auth key logs in through this OpenID Connect provider (docs/control-protocol.md). */
+  oidc?: OidcOptions;
+  /** A node that joined through SSO stays unauthorized until `POST /api/nodes/:id/approve`. */
+  requireApproval?: boolean;
 }
 
 class HttpError extends Error {
@@ -109,6 +116,7 @@ export class ControlServer {
   private derp?: DerpServer;
   private stun?: StunServer;
   private derpMap: DerpMap = { regions: {} };
+  private oidc?: OidcLogins;
   private readonly log: (m: string) => void;
   url = '';
   adminKey = '';
@@ -145,6 +153,7 @@ export class ControlServer {
     const port = (s.http.address() as { port: number }).port;
     const shown = o.publicHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
     s.url = `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
+    if (o.oidc) s.oidc = new OidcLogins(o.oidc, { baseUrl: s.url, complete: (r, user) => s.completeLogin(r, user), nodeStatus: (mk) => s.loginStatus(mk), log: s.log });
     if (o.derp !== false) {
       s.derp = new DerpServer({ admit: async (key) => s.admitRelayClient(key), log: s.log });
       s.stun = await StunServer.listen({ port: o.stunPort ?? 3478, host: host === '0.0.0.0' ? undefined : host });
@@ -185,7 +194,7 @@ export class ControlServer {
   }
 
   private rebuildIndex(): void {
-    this.index = new PolicyIndex(this.policy, { nodes: [...this.nodes.values()].map((n) => ({ id: n.id, user: n.user, tags: n.tags, addresses: [n.ipv4, n.ipv6] })) });
+    this.index = new PolicyIndex(this.policy, { nodes: [...this.nodes.values()].filter((n) => !n.pendingApproval).map((n) => ({ id: n.id, user: n.user, tags: n.tags, addresses: [n.ipv4, n.ipv6] })) });
   }
 
   private expired(n: NodeRecord, now = Date.now()): boolean {
@@ -194,7 +203,7 @@ export class ControlServer {
 
   private async admitRelayClient(nodeKey: Uint8Array): Promise<boolean> {
     const k = encodeKey('nodekey', nodeKey);
-    for (const n of this.nodes.values()) if (n.nodeKey === k) return !this.expired(n);
+    for (const n of this.nodes.values()) if (n.nodeKey === k) return !this.expired(n) && !n.pendingApproval;
     return false;
   }
 
@@ -228,16 +237,18 @@ export class ControlServer {
     };
     try {
       if (this.derp?.handleRequest(req, res)) return;
+      if (this.oidc && (await this.oidc.handle(req, res, url))) return;
       const key = `${req.method} ${url.pathname}`;
       if (key === 'GET /healthz') return send(200, { ok: true, nodes: this.nodes.size, online: this.streams.size });
       if (key === 'GET /key') return send(200, { publicKey: Buffer.from(this.serverKey.publicKey).toString('hex') });
       if (key === 'POST /machine/register') return send(200, await this.register(req));
       if (key === 'POST /machine/update') return send(200, await this.update(req));
+      if (key === 'POST /machine/wait') return send(200, await this.waitLogin(req));
       if (key === 'POST /machine/map') return await this.map(req, res);
       if (url.pathname.startsWith('/api/')) return send(200, await this.admin(req, url));
       throw new HttpError(404, `no such endpoint: ${key}`);
     } catch (err) {
-      const status = err instanceof HttpError ? err.status : 400;
+      const status = err instanceof HttpError || err instanceof LoginError ? err.status : 400;
       if (!res.headersSent) send(status, { error: err instanceof Error ? err.message : String(err) });
       else res.destroy();
     }
@@ -288,6 +299,7 @@ export class ControlServer {
         this.topologyChanged([node.id]);
       }
     } else {
+      if (this.oidc && (!node || this.expired(node, now))) return seal(shared, { authUrl: this.oidc.start({ machineKey, nodeKey, discoKey: body.discoKey!, hostname, os: body.os, tags }) });
       if (!node) throw new HttpError(401, 'unknown machine: register with an auth key (interactive login is not configured on this server)');
       if (node.nodeKey !== nodeKey) {
         if (body.oldNodeKey !== node.nodeKey) throw new HttpError(401, 'node key does not match; to rotate, send oldNodeKey');
@@ -300,7 +312,7 @@ export class ControlServer {
       this.store.putNode(node);
       this.topologyChanged([node.id]);
     }
-    return seal(shared, { node: this.info(node) });
+    return seal(shared, { node: this.info(node), ...(node.pendingApproval ? { pendingApproval: true } : {}) });
   }
 
   private uniqueName(base: string): string {
@@ -326,6 +338,7 @@ export class ControlServer {
     const node = this.byMachine(machineKey);
     if (!node || node.nodeKey !== nodeKey) throw new HttpError(401, 'unknown node: register first');
     if (this.expired(node)) throw new HttpError(401, 'node key expired: log in again');
+    if (node.pendingApproval) throw new HttpError(403, `node ${node.id} awaits approval by an admin (POST /api/nodes/${node.id}/approve)`);
     return node;
   }
 
@@ -450,6 +463,52 @@ export class ControlServer {
     this.topologyChanged(before);
   }
 
+  // ---- interactive login (SSO; the flow itself is in oidc.ts) ----
+
+  private async waitLogin(req: http.IncomingMessage): Promise<unknown> {
+    const { machineKey, shared } = await this.openSealed<object>(req);
+    if (!this.oidc) throw new HttpError(404, 'interactive login is not configured on this server');
+    return seal(shared, await this.oidc.wait(machineKey, WAIT_POLL_MS));
+  }
+
+  private loginStatus(machineKey: string): { node: NodeInfo; pendingApproval: boolean } | undefined {
+    const node = this.byMachine(machineKey);
+    return node && !this.expired(node) ? { node: this.info(node), pendingApproval: !!node.pendingApproval } : undefined;
+  }
+
+  /** A login for `user` succeeded: register the machine, or re-authenticate it keeping its identity and addresses. */
+  private completeLogin(r: LoginRequest, user: string): { pendingApproval: boolean } {
+    for (const t of r.tags) if (!tagAllowed(this.policy, t, { user, tags: [] })) throw new Error(`${user} may not apply ${t} (see tagOwners)`);
+    const now = Date.now();
+    let node = this.byMachine(r.machineKey);
+    if (!node) {
+      const { ipv4, ipv6 } = addressesFor(this.store.nextAddressIndex());
+      node = { id: `n${ipv4.split('.').slice(1).join('-')}`, machineKey: r.machineKey, nodeKey: r.nodeKey, discoKey: r.discoKey, name: this.uniqueName(r.hostname), user, tags: r.tags, ipv4, ipv6, endpoints: [], os: r.os, created: now, keyExpiry: now + DEFAULT_KEY_EXPIRY_MS, lastSeen: now, ephemeral: false, ...(this.o.requireApproval ? { pendingApproval: true } : {}) };
+      this.nodes.set(node.id, node);
+      this.store.audit(`oidc:${user}`, 'node.register', { id: node.id, name: node.name, user, tags: node.tags, pendingApproval: !!node.pendingApproval });
+    } else {
+      Object.assign(node, { nodeKey: r.nodeKey, discoKey: r.discoKey, user, tags: r.tags, keyExpiry: node.keyExpiry === null ? null : now + DEFAULT_KEY_EXPIRY_MS, os: r.os ?? node.os });
+      this.store.audit(`oidc:${user}`, 'node.reauth', { id: node.id });
+    }
+    this.store.putNode(node);
+    this.rebuildIndex();
+    this.topologyChanged([node.id]);
+    return { pendingApproval: !!node.pendingApproval };
+  }
+
+  private approveNode(id: string): unknown {
+    const node = this.nodes.get(id);
+    if (!node) throw new HttpError(404, `no node ${id}`);
+    if (!node.pendingApproval) return { ok: true, alreadyApproved: true };
+    delete node.pendingApproval;
+    this.store.putNode(node);
+    this.store.audit('admin', 'node.approve', { id, name: node.name, user: node.user });
+    this.rebuildIndex();
+    this.topologyChanged([id]);
+    this.oidc?.wake(node.machineKey);
+    return { ok: true };
+  }
+
   // ---- admin API (bearer admin key) ----
 
   private async admin(req: http.IncomingMessage, url: URL): Promise<unknown> {
@@ -458,7 +517,7 @@ export class ControlServer {
     if (!key || hashKey(key) !== this.store.getMeta('admin_key_hash')) throw new HttpError(401, 'admin API needs "Authorization: Bearer <admin key>" (see admin.key in the data dir)');
     const route = `${req.method} ${url.pathname}`;
     const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readBody(req);
-    if (route === 'GET /api/nodes') return { nodes: [...this.nodes.values()].map((n) => this.info(n)) };
+    if (route === 'GET /api/nodes') return { nodes: [...this.nodes.values()].map((n) => ({ ...this.info(n), ...(n.pendingApproval ? { pendingApproval: true } : {}) })) };
     if (route === 'POST /api/preauthkeys') {
       const b = parseJson(body!) as { user?: string; reusable?: boolean; ephemeral?: boolean; tags?: string[]; expiresInS?: number };
       if (typeof b.user !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(b.user)) throw new HttpError(400, 'user must be a login like alice@example.com');
@@ -482,6 +541,8 @@ export class ControlServer {
       this.topologyChanged([...this.nodes.keys()], true);
       return { ok: true, warnings: res.warnings, tests: res.tests.length };
     }
+    const approve = /^\/api\/nodes\/([\w-]+)\/approve$/.exec(url.pathname);
+    if (approve && req.method === 'POST') return this.approveNode(approve[1]);
     const nodeRoute = /^\/api\/nodes\/([\w-]+)(\/expire|\/tags|\/expiry)?$/.exec(url.pathname);
     if (nodeRoute) {
       const [, id, action] = nodeRoute;
@@ -522,6 +583,7 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    this.oidc?.close();
     for (const s of this.streams.values()) {
       clearInterval(s.keepalive);
       s.res.end();

@@ -26,6 +26,8 @@ export interface NodeRecord {
   keyExpiry: number | null;
   lastSeen: number;
   ephemeral: boolean;
+  /** Joined through SSO on a server with requireApproval and not yet approved: no peers, no stream. */
+  pendingApproval?: boolean;
 }
 
 export interface PreAuthKeyRecord {

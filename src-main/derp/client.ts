@@ -6,7 +6,8 @@
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { KEY_LEN, keysEqual, publicKeyOf } from '../protocol/keys.js';
-import { boxOpen, boxSeal, NONCE_LEN } from '../protocol/naclbox.js';
+import { NONCE_LEN, secretboxOpen, secretboxSeal } from '../protocol/naclbox.js';
+import { BoxKeyer } from './box-key.js';
 import { encodeJson, parseServerInfoJson, type ServerInfo } from './client-info.js';
 import { dialDerp } from './dial.js';
 import { DerpProtocolError, DerpRefusedError } from './errors.js';
@@ -54,6 +55,7 @@ export class DerpClient {
   serverInfo: ServerInfo | null = null;
   readonly stats: DerpClientStats = { packetsSent: 0, packetsReceived: 0, dropsNotConnected: 0, dropsBuffered: 0, reconnects: 0 };
   private readonly o: DerpClientOptions & Required2;
+  private readonly boxKeyer: BoxKeyer;
   private stream: Duplex | null = null;
   private closed = false;
   private preferred = false;
@@ -71,6 +73,7 @@ export class DerpClient {
   constructor(o: DerpClientOptions) {
     this.o = { connectTimeoutMs: 10_000, backoffMinMs: 100, backoffMaxMs: 30_000, readTimeoutMs: 150_000, maxBufferedBytes: 1024 * 1024, ...o };
     this.publicKey = publicKeyOf(o.privateKey);
+    this.boxKeyer = new BoxKeyer(o.privateKey);
   }
 
   get connected(): boolean {
@@ -119,6 +122,7 @@ export class DerpClient {
     await new Promise<void>((resolve, reject) => {
       const reader = new FrameReader();
       let serverKey: Uint8Array | null = null;
+      let shared: Uint8Array | null = null;
       let refusal: string | null = null;
       let established = false;
       const timer = setTimeout(() => fail(new Error('derp: handshake timed out')), this.o.connectTimeoutMs);
@@ -132,15 +136,17 @@ export class DerpClient {
           if (f.type !== FrameType.ServerKey) throw new DerpProtocolError('expected the server key frame first');
           serverKey = parseServerKey(f);
           if (this.o.serverPublicKey && !keysEqual(serverKey, this.o.serverPublicKey)) throw new DerpProtocolError('relay key does not match the pinned key');
+          shared = this.boxKeyer.shared(serverKey);
+          if (!shared) throw new DerpProtocolError('server key is not a usable X25519 key');
           const nonce = new Uint8Array(randomBytes(NONCE_LEN));
           const info = encodeJson({ version: PROTOCOL_VERSION, meshKey: this.o.meshKey, canAckPings: true });
-          stream.write(encodeClientInfo(this.publicKey, nonce, boxSeal(info, nonce, serverKey, this.o.privateKey)));
+          stream.write(encodeClientInfo(this.publicKey, nonce, secretboxSeal(shared, nonce, info)));
         } else if (f.type === FrameType.Health) {
           const msg = Buffer.from(f.body.subarray(0, 200)).toString('utf8');
           if (msg.startsWith('refused')) refusal = msg;
         } else if (f.type === FrameType.ServerInfo) {
           const { nonce, sealed } = parseServerInfo(f);
-          const plain = boxOpen(sealed, nonce, serverKey, this.o.privateKey);
+          const plain = shared && secretboxOpen(shared, nonce, sealed);
           if (!plain) throw new DerpProtocolError('server info does not open: not the relay that sent the server key');
           this.serverInfo = parseServerInfoJson(plain);
           this.serverPublicKey = serverKey;

@@ -11,7 +11,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { generateKeyPair, KEY_LEN, publicKeyOf } from '../protocol/keys.js';
-import { boxOpen, boxSeal, NONCE_LEN } from '../protocol/naclbox.js';
+import { NONCE_LEN, secretboxOpen, secretboxSeal } from '../protocol/naclbox.js';
+import { BoxKeyer } from './box-key.js';
 import { encodeJson, parseClientInfoJson } from './client-info.js';
 import { ClientConn, type ConnLimits } from './client-conn.js';
 import { DerpProtocolError } from './errors.js';
@@ -82,6 +83,7 @@ export interface DerpStats {
 export class DerpServer {
   readonly publicKey: Uint8Array;
   private readonly privateKey: Uint8Array;
+  private readonly boxKeyer: BoxKeyer;
   private readonly limits: DerpLimits;
   private readonly log: DerpLog;
   private readonly clients = new Map<string, ClientConn>();
@@ -107,6 +109,7 @@ export class DerpServer {
   constructor(private readonly o: DerpServerOptions = {}) {
     this.privateKey = o.privateKey ?? generateKeyPair().privateKey;
     this.publicKey = publicKeyOf(this.privateKey);
+    this.boxKeyer = new BoxKeyer(this.privateKey);
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
     this.log = o.log ?? (() => {});
     this.acceptBucket = new TokenBucket(this.limits.acceptPerSecond, this.limits.acceptBurst);
@@ -247,8 +250,9 @@ export class DerpServer {
   private async handshake(f: Frame, stream: Duplex): Promise<ClientConn | null> {
     if (f.type !== FrameType.ClientInfo) throw new DerpProtocolError(`expected client info, got frame type 0x${f.type.toString(16)}`);
     const { clientKey, nonce, sealed } = parseClientInfo(f);
-    const plain = boxOpen(sealed, nonce, clientKey, this.privateKey);
-    if (!plain) throw new DerpProtocolError('client info does not open: the client does not hold the key it claims');
+    const shared = this.boxKeyer.shared(clientKey);
+    const plain = shared && secretboxOpen(shared, nonce, sealed);
+    if (!shared || !plain) throw new DerpProtocolError('client info does not open: the client does not hold the key it claims');
     const info = parseClientInfoJson(plain);
     let isMesh = false;
     if (info.meshKey !== undefined) {
@@ -269,7 +273,7 @@ export class DerpServer {
       tokenBucketBytesPerSecond: this.limits.bytesPerSecond,
       tokenBucketBytesBurst: this.limits.bytesBurst,
     });
-    stream.write(encodeServerInfo(replyNonce, boxSeal(reply, replyNonce, clientKey, this.privateKey)));
+    stream.write(encodeServerInfo(replyNonce, secretboxSeal(shared, replyNonce, reply)));
     this.pending.delete(stream);
     const conn = new ClientConn(clientKey, stream, isMesh, this.limits);
     conn.onRateLimited = () => this.counters.rateLimited++;

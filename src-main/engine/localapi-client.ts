@@ -1,8 +1,17 @@
 /** A typed client for the LocalAPI over its Unix socket; used by the CLI and the desktop shell. */
 import { request } from 'node:http';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { PingResponse, Status, UpRequest, UpResponse } from '../protocol/localapi.js';
 
-export const DEFAULT_SOCKET = process.env.PIERCE_SOCKET ?? '/run/pierce/pierced.sock';
+/** Root's daemon listens in /run; a user's daemon in its runtime dir. PIERCE_SOCKET overrides both. */
+export const DEFAULT_SOCKET =
+  process.env.PIERCE_SOCKET ??
+  (process.getuid?.() === 0 ? '/run/pierce/pierced.sock' : join(process.env.XDG_RUNTIME_DIR ?? join(homedir(), '.local', 'state'), 'pierce', 'pierced.sock'));
+
+/** Where the daemon keeps its keys unless --state-dir says otherwise. */
+export const DEFAULT_STATE_DIR =
+  process.env.PIERCE_STATE_DIR ?? (process.getuid?.() === 0 ? '/var/lib/pierce' : join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'pierce'));
 
 export class LocalApiClient {
   constructor(readonly socketPath: string = DEFAULT_SOCKET) {}
@@ -11,7 +20,7 @@ export class LocalApiClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
       const req = request(
-        { socketPath: this.socketPath, method, path, headers: payload ? { 'content-type': 'application/json' } : {}, timeout: timeoutMs },
+        { socketPath: this.socketPath, agent: false, method, path, headers: payload ? { 'content-type': 'application/json' } : {}, timeout: timeoutMs },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

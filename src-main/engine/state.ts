@@ -13,7 +13,7 @@ export interface NodeState {
   node: KeyPair;
   disco: KeyPair;
   /** The last successful `up`, so a restarted daemon rejoins by itself. */
-  prefs?: Omit<UpRequest, 'authKey'>;
+  prefs?: Omit<UpRequest, 'authKey'> & { wantRunning?: boolean };
 }
 
 interface StateFile {

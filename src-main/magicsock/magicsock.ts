@@ -172,7 +172,7 @@ export class MagicSock implements Bind {
     this.homeRegion = home;
     this.relays.onPacket((region, src, data) => this.onRelay(region, src, data));
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.relays.ensure(home), new Promise((r) => (timer = setTimeout(r, RELAY_CONNECT_WAIT_MS)))]);
+    await Promise.race([this.relays.ensure(home), new Promise((r) => (timer = setTimeout(r, RELAY_CONNECT_WAIT_MS).unref()))]);
     clearTimeout(timer);
   }
 

@@ -44,7 +44,11 @@ export interface NetmapDelta {
   derpMap?: DerpMap;
 }
 
-export type MapMessage = { kind: 'full'; netmap: Netmap } | { kind: 'delta'; delta: NetmapDelta } | { kind: 'keepalive' };
+/**
+ * `session` (in a full map) names the server's record of what this node was told; a node that
+ * reconnects with it and the last seq it applied gets only the deltas after that seq.
+ */
+export type MapMessage = { kind: 'full'; netmap: Netmap; session?: string } | { kind: 'delta'; delta: NetmapDelta } | { kind: 'keepalive' };
 
 /** Applies a delta to a netmap (client side), returning the new netmap. */
 export function applyDelta(nm: Netmap, d: NetmapDelta): Netmap {

@@ -16,7 +16,7 @@ function counter() {
 
 test('a two-way transfer spanning several time-based rekeys loses nothing', async () => {
   const pair = await makePair({
-    timers: { rekeyAfterTimeMs: 250, rejectAfterTimeMs: 2000, rekeyTimeoutMs: 150, rekeyTimeoutJitterMaxMs: 20, keepaliveTimeoutMs: 100 },
+    timers: { rekeyAfterTimeMs: 250, rejectAfterTimeMs: 6000, rekeyTimeoutMs: 150, rekeyTimeoutJitterMaxMs: 20, keepaliveTimeoutMs: 100 },
   });
   const c = counter();
   pair.net.tap = c.tapFn;

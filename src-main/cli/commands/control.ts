@@ -1,7 +1,11 @@
-import { homedir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { homedir, hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ControlServer } from '../../control/server.js';
+import { DEFAULT_SOCKET } from '../../engine/localapi-client.js';
+import { DEFAULT_PORT, type Node } from '../../engine/node.js';
+import { runDaemon } from './node.js';
 
 interface ServeOptions {
   dataDir: string;
@@ -10,11 +14,13 @@ interface ServeOptions {
   publicHost?: string;
 }
 
-async function serve(o: ServeOptions): Promise<ControlServer> {
+async function serve(o: ServeOptions, handleSignals = true): Promise<ControlServer> {
   const server = await ControlServer.start({ dataDir: o.dataDir, listen: o.listen, derp: o.derp, publicHost: o.publicHost });
-  const stop = () => void server.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  if (handleSignals) {
+    const stop = () => void server.close().then(() => process.exit(0));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  }
   return server;
 }
 
@@ -32,20 +38,45 @@ export function register(program: Command): void {
     });
   program
     .command('start')
-    .description('embedded default: coordination server with relay + STUN, data in $PIERCE_HOME or ./.pierce')
+    .description('embedded default: coordination server with relay, STUN and SQLite, and this machine\'s node joined to it')
     .option('--listen <addr>', 'HOST:PORT to listen on', '0.0.0.0:8080')
-    .action(async (o: { listen: string }) => {
+    .option('--socket <path>', 'LocalAPI socket of the node', DEFAULT_SOCKET)
+    .option('--no-node', 'run only the coordination server')
+    .action(async (o: { listen: string; socket: string; node: boolean }) => {
       const dataDir = process.env.PIERCE_HOME ?? (process.cwd() === homedir() ? join(homedir(), '.pierce') : join(process.cwd(), '.pierce'));
-      const server = await serve({ dataDir, listen: o.listen, derp: true });
-      const key = server.adminKey || `(see ${join(dataDir, 'admin.key')})`;
+      const server = await serve({ dataDir, listen: o.listen, derp: true }, !o.node);
+      const adminKey = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
       process.stdout.write(
         [
           `Pierce coordination server at ${server.url} (data in ${dataDir})`,
-          `Admin API key: ${key}`,
-          'To join a node, create a pre-auth key:',
-          `  curl -X POST -H "authorization: Bearer <admin key>" -d '{"user":"you@example.com"}' ${server.url}/api/preauthkeys`,
+          `Admin API key in ${join(dataDir, 'admin.key')}; join another node with a pre-auth key:`,
+          `  curl -X POST -H "authorization: Bearer $(cat ${join(dataDir, 'admin.key')})" -d '{"user":"you@example.com"}' ${server.url}/api/preauthkeys`,
           '',
         ].join('\n'),
       );
+      if (!o.node) return;
+      const node = await runDaemon({ stateDir: join(dataDir, 'node'), socket: o.socket, port: DEFAULT_PORT, alsoClose: () => server.close() });
+      if ((await waitSettled(node)).backendState !== 'NeedsLogin') return;
+      const { key } = await adminCall<{ key: string }>(server.url, adminKey, '/api/preauthkeys', { user: `${userInfo().username}@localhost`, expiresInS: 600 });
+      try {
+        await node.up({ controlUrl: server.url, authKey: key, hostname: hostname().split('.')[0].replace(/[^A-Za-z0-9-]/g, '-') || 'local' });
+        const st = node.status();
+        process.stdout.write(`This machine joined as ${st.self?.name} ${st.self?.addresses.join(' ')}; try \`pierce status\`.\n`);
+      } catch (err) {
+        process.stderr.write(`pierce start: this machine's node could not join: ${(err as Error).message}\nThe coordination server keeps running.\n`);
+      }
     });
+}
+
+/** The node's rejoin (if it was up before) runs in the background; wait until it settles. */
+async function waitSettled(node: Node): Promise<{ backendState: string }> {
+  for (let i = 0; i < 100 && node.status().backendState === 'Starting'; i++) await new Promise((r) => setTimeout(r, 100));
+  return node.status();
+}
+
+async function adminCall<T>(base: string, adminKey: string, path: string, body: unknown): Promise<T> {
+  const res = await fetch(new URL(path, base), { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const value = (await res.json()) as T & { error?: string };
+  if (!res.ok) throw new Error(`admin API ${path}: ${value.error ?? res.status}`);
+  return value;
 }
