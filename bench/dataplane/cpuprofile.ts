@@ -16,7 +16,19 @@ export interface ProfileEntry {
   percent: number;
 }
 
+/** The `n` functions with the most self time; the idle pseudo-entry is left out (see idlePercent). */
 export function topSelfTime(profile: Profile, n: number): ProfileEntry[] {
+  return selfTimes(profile).filter((e) => e.name !== IDLE).slice(0, n);
+}
+
+/** Share of the profile the main thread spent idle, waiting for events. */
+export function idlePercent(profile: Profile): number {
+  return selfTimes(profile).find((e) => e.name === IDLE)?.percent ?? 0;
+}
+
+const IDLE = '(idle)';
+
+function selfTimes(profile: Profile): ProfileEntry[] {
   const byId = new Map(profile.nodes.map((x) => [x.id, x]));
   const self = new Map<string, number>();
   const samples = profile.samples ?? [];
@@ -34,6 +46,5 @@ export function topSelfTime(profile: Profile, n: number): ProfileEntry[] {
   }
   return [...self.entries()]
     .sort((a, b) => b[1] - a[1])
-    .slice(0, n)
     .map(([name, us]) => ({ name, selfMs: Math.round(us / 1000), percent: Math.round((1000 * us) / Math.max(1, total)) / 10 }));
 }

@@ -5,7 +5,7 @@
  *          forwarder that pairs the two connections that open with the same 4-byte id
  *          and pipes their bytes both ways (what a relay does, minus framing and routing)
  * Prints one JSON `ready` line; answers `rss` on stdin with its memory after a full GC
- * (run with --expose-gc).
+ * (run with --expose-gc) and `stats` with the relay's counters.
  */
 import net from 'node:net';
 import { createInterface } from 'node:readline';
@@ -21,7 +21,7 @@ async function listen(server: net.Server): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-async function startTcp(): Promise<{ ready: Record<string, number>; close: () => Promise<void> }> {
+async function startTcp(): Promise<{ ready: Record<string, number>; close: () => Promise<void>; stats?: () => unknown }> {
   const echo = net.createServer((s) => {
     s.setNoDelay(true);
     s.on('error', () => {});
@@ -58,16 +58,9 @@ async function startTcp(): Promise<{ ready: Record<string, number>; close: () =>
   };
 }
 
-async function startDerp(): Promise<{ ready: Record<string, string | number>; close: () => Promise<void> }> {
+async function startDerp(): Promise<{ ready: Record<string, string | number>; close: () => Promise<void>; stats?: () => unknown }> {
   const served = await serveDerp({ listen: '127.0.0.1:0', limits: { acceptPerSecond: 1e9, acceptBurst: 1e9 } });
-  return {
-    ready: { url: served.url },
-    close: async () => {
-      const s = served.derp.stats();
-      out({ stats: s });
-      await served.close();
-    },
-  };
+  return { ready: { url: served.url }, close: () => served.close(), stats: () => served.derp.stats() };
 }
 
 const mode = process.argv[2];
@@ -79,5 +72,6 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     (globalThis as { gc?: () => void }).gc?.();
     const m = process.memoryUsage();
     out({ rss: m.rss, heapUsed: m.heapUsed, external: m.external });
-  } else if (line === 'quit') void server.close().then(() => process.exit(0));
+  } else if (line === 'stats') out({ stats: server.stats?.() ?? null });
+  else if (line === 'quit') void server.close().then(() => process.exit(0));
 });

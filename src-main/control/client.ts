@@ -1,13 +1,14 @@
 /**
  * The node's side of the control protocol (see sealed.ts): register, keep one netmap
- * stream open (reconnecting with back-off and jitter; each new stream starts with a full
- * map), and publish endpoint changes. The engine uses only this.
+ * stream open (reconnecting with back-off and jitter, resuming from the last applied seq so
+ * the server sends only the deltas missed; a gap in seqs forces a full map), and publish
+ * endpoint changes. The engine uses only this.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { KeyPair } from '../protocol/keys.js';
 import { applyDelta, type MapMessage, type Netmap, type NodeInfo } from '../protocol/netmap.js';
-import { open, sealRequest } from './sealed.js';
+import { boxKey, open, sealRequest } from './sealed.js';
 
 export interface RegisterRequest {
   nodeKey: string;
@@ -49,12 +50,17 @@ const REQUEST_TIMEOUT_MS = 15_000;
 /** Above the server's long-poll hold (25 s), so a held `/machine/wait` is not cut short. */
 const WAIT_TIMEOUT_MS = 60_000;
 const BACKOFF_MAX_MS = 15_000;
+/** A stream line longer than this is refused (a full map of 10,000 peers is about 7 MiB). */
+const MAX_LINE = 64 << 20;
 
 export class ControlClient {
   private serverKey?: Uint8Array;
   private closed = false;
   private current?: http.ClientRequest;
   private retry?: NodeJS.Timeout;
+  private shared?: Uint8Array;
+  /** The server's name for what this client was told; with `netmap.seq` it lets a reconnect resume. */
+  private mapSession?: string;
   private readonly abort = new AbortController();
   netmap?: Netmap;
 
@@ -89,8 +95,14 @@ export class ControlClient {
     return this.serverKey;
   }
 
+  /** The box key with the server, computed once (the X25519 step is the costly part). */
+  private async sharedKey(): Promise<Uint8Array> {
+    this.shared ??= boxKey(await this.key(), this.machine.privateKey);
+    return this.shared;
+  }
+
   private async call<T>(path: string, body: object, timeout?: number): Promise<T> {
-    const { shared, request } = sealRequest(await this.key(), this.machine, body);
+    const { shared, request } = sealRequest(await this.key(), this.machine, body, await this.sharedKey());
     const r = await this.request('POST', path, JSON.stringify(request), timeout);
     const parsed = JSON.parse(r.body) as { error?: string };
     if (r.status !== 200) throw new ControlError(r.status, parsed.error ?? `HTTP ${r.status}`);
@@ -137,7 +149,8 @@ export class ControlClient {
     const connect = async () => {
       if (this.closed) return;
       try {
-        const { shared, request } = sealRequest(await this.key(), this.machine, req());
+        const resume = this.mapSession && this.netmap ? { resume: { session: this.mapSession, seq: this.netmap.seq } } : {};
+        const { shared, request } = sealRequest(await this.key(), this.machine, { ...req(), ...resume }, await this.sharedKey());
         const url = new URL('/machine/map', this.serverUrl);
         const mod = url.protocol === 'https:' ? https : http;
         await new Promise<void>((resolve, reject) => {
@@ -152,14 +165,15 @@ export class ControlClient {
             let buf = '';
             res.on('data', (c: Buffer) => {
               buf += c.toString('utf8');
-              for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-                const line = buf.slice(0, nl);
-                buf = buf.slice(nl + 1);
-                const m = open<MapMessage>(shared, JSON.parse(line));
-                if (m.kind === 'full') this.netmap = m.netmap;
-                else if (m.kind === 'delta' && this.netmap) this.netmap = applyDelta(this.netmap, m.delta);
-                else continue;
-                onNetmap(this.netmap!);
+              try {
+                for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+                  const line = buf.slice(0, nl);
+                  buf = buf.slice(nl + 1);
+                  if (this.applyFrame(open<MapMessage>(shared, JSON.parse(line)))) onNetmap(this.netmap!);
+                }
+                if (buf.length > MAX_LINE) throw new Error(`netmap stream line over ${MAX_LINE} bytes`);
+              } catch (err) {
+                res.destroy(err as Error);
               }
             });
             res.on('end', () => resolve());
@@ -179,6 +193,22 @@ export class ControlClient {
       this.retry = setTimeout(() => void connect(), delay);
     };
     void connect();
+  }
+
+  /** Applies one stream message; true when the netmap changed. Throws on a seq gap (the reconnect then asks for a full map). */
+  private applyFrame(m: MapMessage): boolean {
+    if (m.kind === 'full') {
+      this.netmap = m.netmap;
+      this.mapSession = m.session;
+      return true;
+    }
+    if (m.kind !== 'delta') return false;
+    if (!this.netmap || m.delta.seq !== this.netmap.seq + 1) {
+      this.mapSession = undefined;
+      throw new Error(`netmap delta ${m.delta.seq} does not follow ${this.netmap?.seq ?? 'no map'}; reconnecting for a full map`);
+    }
+    this.netmap = applyDelta(this.netmap, m.delta);
+    return true;
   }
 
   close(): void {

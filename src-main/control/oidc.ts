@@ -89,6 +89,21 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** Validates the options before anything starts; `insecure` = plain-HTTP issuer on loopback (development and tests). */
+export function checkOidcOptions(o: OidcOptions): { insecure: boolean } {
+  let issuer: URL;
+  try {
+    issuer = new URL(o.issuer);
+  } catch {
+    throw new Error(`OIDC issuer is not a URL: ${o.issuer}`);
+  }
+  const insecure = issuer.protocol === 'http:' && isLoopback(issuer.hostname);
+  if (issuer.protocol !== 'https:' && !insecure) throw new Error(`OIDC issuer must be https (or http on loopback), got ${o.issuer}`);
+  if (!o.clientId) throw new Error('OIDC client id is required');
+  if (o.externalUrl !== undefined && !/^https?:\/\/[^/]+/.test(o.externalUrl)) throw new Error(`OIDC external URL must be http(s)://host[:port], got ${o.externalUrl}`);
+  return { insecure };
+}
+
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -111,7 +126,9 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 function describe(err: unknown): string {
   if (err instanceof oidc.AuthorizationResponseError) return `the identity provider refused the login: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`;
   if (err instanceof oidc.ResponseBodyError) return `the identity provider rejected the code exchange: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`;
-  return `login response rejected: ${err instanceof Error ? err.message : String(err)}`;
+  // openid-client's own message is generic; the cause names the failed check (state, nonce, PKCE, ...).
+  const detail = err instanceof oidc.ClientError && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `login response rejected: ${err instanceof Error ? err.message : String(err)}${detail}`;
 }
 
 export class OidcLogins {
@@ -128,12 +145,10 @@ export class OidcLogins {
     private readonly o: OidcOptions,
     private readonly hooks: LoginHooks,
   ) {
-    const issuer = new URL(o.issuer);
-    this.insecure = issuer.protocol === 'http:' && isLoopback(issuer.host.replace(/:\d+$/, ''));
-    if (issuer.protocol !== 'https:' && !this.insecure) throw new Error(`OIDC issuer must be https (or http on loopback), got ${o.issuer}`);
-    if (!o.clientId) throw new Error('OIDC client id is required');
+    this.insecure = checkOidcOptions(o).insecure;
     this.timeoutMs = o.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS;
     this.base = (o.externalUrl ?? hooks.baseUrl).replace(/\/+$/, '');
+    hooks.log(`oidc: interactive login through ${o.issuer}; register the redirect URI ${this.redirectUri} with it`);
   }
 
   get redirectUri(): string {
@@ -244,6 +259,7 @@ export class OidcLogins {
   private async redirect(res: http.ServerResponse, id: string): Promise<void> {
     const login = this.byId.get(id);
     if (!login) return page(res, 404, 'Unknown login link', 'This login link does not exist or has expired. Run the login on the device again.');
+    if (login.phase === 'failed') return page(res, 410, 'Login link no longer valid', login.error!.message);
     if (login.phase !== 'new') return page(res, 410, 'Login link already used', 'Each login link works once. Run the login on the device again for a new one.');
     let config: oidc.Configuration;
     try {
@@ -276,8 +292,10 @@ export class OidcLogins {
     const clear = { 'set-cookie': `${COOKIE}=; Path=${CALLBACK_PATH}; Max-Age=0; HttpOnly; SameSite=Lax` };
     const id = cookieValue(req.headers.cookie, COOKIE);
     const login = id === undefined ? undefined : this.byId.get(id);
-    if (!login) return page(res, 400, 'No login in progress', 'This browser has no Pierce login in progress (or it expired). Run the login on the device again.', clear);
-    if (login.phase !== 'redirected') return page(res, 410, 'Login already finished', login.error?.message ?? 'This login was already completed.', clear);
+    // A login never sent to the provider (phase "new") was not started from this browser.
+    if (!login || login.phase === 'new') return page(res, 400, 'No login in progress', 'This browser has no Pierce login in progress (or it expired). Run the login on the device again.', clear);
+    if (login.phase === 'exchanging') return page(res, 409, 'Login in progress', 'This login is already being completed.');
+    if (login.phase === 'failed') return page(res, 410, 'Login already finished', login.error!.message, clear);
     login.phase = 'exchanging';
     let user: string;
     try {

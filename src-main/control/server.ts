@@ -17,14 +17,15 @@ import { StunServer } from '../derp/stun-server.js';
 import { checkPolicy, type Policy, PolicyIndex, tagAllowed } from '../policy/index.js';
 import type { DerpMap } from '../protocol/derpmap.js';
 import { encodeKey, generateKeyPair, type KeyPair, parseKey, publicKeyOf } from '../protocol/keys.js';
-import type { MapMessage, Netmap, NodeInfo } from '../protocol/netmap.js';
-import { LoginError, type LoginRequest, OidcLogins, type OidcOptions } from './oidc.js';
+import type { NodeInfo } from '../protocol/netmap.js';
+import { checkOidcOptions, LoginError, type LoginRequest, OidcLogins, type OidcOptions } from './oidc.js';
+import { MapStreams, type MapStreamsOptions, type Resume } from './mapstreams.js';
+import { NodeTable } from './nodetable.js';
 import { RequestOpener, seal } from './sealed.js';
 import { type NodeRecord, type PreAuthKeyRecord, SqliteStore, type Store } from './store.js';
 
 export const DEFAULT_KEY_EXPIRY_MS = 180 * 24 * 3600_000;
 const MAX_BODY = 1 << 20;
-const KEEPALIVE_MS = 25_000;
 const EPHEMERAL_GRACE_MS = 30_000;
 /** Longest a `/machine/wait` long-poll is held before it answers with the status so far. */
 const WAIT_POLL_MS = 25_000;
@@ -51,6 +52,10 @@ export interface ControlServerOptions {
   /** UDP port of the embedded STUN server (default 3478; 0 = any free port). */
   stunPort?: number;
   log?: (msg: string) => void;
+  /** How long an ephemeral node may stay offline before it is removed (default 30 s). */
+  ephemeralGraceMs?: number;
+  /** Keepalive, resumption history and resume window of netmap streams. */
+  mapStreams?: MapStreamsOptions;
   /** SSO: a node without an auth key logs in through this OpenID Connect provider (docs/control-protocol.md). */
   oidc?: OidcOptions;
   /** A node that joined through SSO stays unauthorized until `POST /api/nodes/:id/approve`. */
@@ -66,22 +71,15 @@ class HttpError extends Error {
   }
 }
 
-interface Stream {
-  res: http.ServerResponse;
-  shared: Uint8Array;
-  seq: number;
-  peers: Set<string>;
-  filterJson: string;
-  keepalive: NodeJS.Timeout;
-}
-
 const hashKey = (k: string) => createHash('sha256').update(k).digest('hex');
 
 export function addressesFor(index: number): { ipv4: string; ipv6: string } {
   if (index < 1 || index >= 1 << 22) throw new Error('address space of 100.64.0.0/10 exhausted');
   const v = (100 << 24) + (64 << 16) + index;
   const ipv4 = [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
-  return { ipv4, ipv6: `${ULA_PREFIX}::${(index >>> 16).toString(16)}:${(index & 0xffff).toString(16)}` };
+  // RFC 5952 §4.2: no zero group before the "::"-compressed run.
+  const hi = index >>> 16;
+  return { ipv4, ipv6: `${ULA_PREFIX}::${hi ? `${hi.toString(16)}:` : ''}${(index & 0xffff).toString(16)}` };
 }
 
 async function readBody(req: http.IncomingMessage): Promise<Buffer> {
@@ -103,14 +101,24 @@ function parseJson(buf: Buffer): unknown {
   }
 }
 
+/** `resume` of a map request: where the client left off, or undefined for a full map. */
+function parseResume(v: unknown): Resume | undefined {
+  if (v === undefined) return undefined;
+  const r = v as Partial<Resume>;
+  if (!r || typeof r !== 'object' || typeof r.session !== 'string' || r.session.length > 64 || typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 0) throw new HttpError(400, 'resume must be {"session": string, "seq": non-negative integer}');
+  return { session: r.session, seq: r.seq };
+}
+
 export class ControlServer {
   private readonly store: Store;
   private readonly http: http.Server;
   private readonly serverKey: KeyPair;
   private readonly opener: RequestOpener;
-  private readonly nodes = new Map<string, NodeRecord>();
-  private readonly streams = new Map<string, Stream>();
+  private readonly nodes = new NodeTable();
+  private readonly maps: MapStreams;
   private readonly ephemeralTimers = new Map<string, NodeJS.Timeout>();
+  /** Pre-auth keys by the hash of their secret (this server is the store's only writer). */
+  private readonly authKeys = new Map<string, PreAuthKeyRecord>();
   private policy!: Policy;
   private index!: PolicyIndex;
   private derp?: DerpServer;
@@ -133,6 +141,8 @@ export class ControlServer {
     this.serverKey = { privateKey: priv, publicKey: publicKeyOf(priv) };
     this.opener = new RequestOpener(priv);
     for (const n of store.nodes()) this.nodes.set(n.id, n);
+    for (const k of store.preAuthKeys()) this.authKeys.set(k.hash, k);
+    this.maps = new MapStreams({ index: () => this.index, info: (id) => this.infoById(id), derpMap: () => this.derpMap, onOffline: (id) => this.nodeOffline(id) }, o.mapStreams);
     this.http = http.createServer((req, res) => void this.route(req, res));
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (!this.derp?.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
@@ -140,9 +150,11 @@ export class ControlServer {
   }
 
   static async start(o: ControlServerOptions): Promise<ControlServer> {
+    if (o.oidc) checkOidcOptions(o.oidc);
     const s = new ControlServer(o, new SqliteStore(o.dataDir));
     s.initAdminKey();
     s.loadPolicy();
+    for (const n of s.nodes.values()) if (n.ephemeral) s.scheduleEphemeralRemoval(n);
     const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(o.listen);
     if (!m) throw new Error(`--listen must be HOST:PORT or [V6]:PORT, got "${o.listen}"`);
     const host = m[1] ?? (m[2] || '0.0.0.0');
@@ -165,6 +177,11 @@ export class ControlServer {
     }
     s.log(`control server listening on ${s.url} (data ${o.dataDir}, ${s.nodes.size} nodes${s.derp ? `, relay /derp, STUN udp/${s.stun!.port}` : ''})`);
     return s;
+  }
+
+  /** Counters for health checks and benchmarks. */
+  stats(): { nodes: number; online: number; streamBytesSent: number; streamFramesSent: number } {
+    return { nodes: this.nodes.size, online: this.maps.onlineCount, streamBytesSent: this.maps.bytesSent, streamFramesSent: this.maps.framesSent };
   }
 
   get publicKey(): Uint8Array {
@@ -207,6 +224,16 @@ export class ControlServer {
     return false;
   }
 
+  private infoById(id: string): NodeInfo | undefined {
+    const n = this.nodes.get(id);
+    return n && this.info(n);
+  }
+
+  /** What the admin API shows: the node as peers see it, plus bookkeeping. */
+  private adminView(n: NodeRecord): NodeInfo & { created: string; lastSeen: string; ephemeral: boolean } {
+    return { ...this.info(n), created: new Date(n.created).toISOString(), lastSeen: new Date(n.lastSeen).toISOString(), ephemeral: n.ephemeral };
+  }
+
   info(n: NodeRecord): NodeInfo {
     return {
       id: n.id,
@@ -218,7 +245,7 @@ export class ControlServer {
       addresses: [n.ipv4, n.ipv6],
       endpoints: n.endpoints,
       homeRegion: n.homeRegion,
-      online: this.streams.has(n.id),
+      online: this.maps.online(n.id),
       os: n.os,
       keyExpiry: n.keyExpiry === null ? undefined : new Date(n.keyExpiry).toISOString(),
     };
@@ -239,7 +266,7 @@ export class ControlServer {
       if (this.derp?.handleRequest(req, res)) return;
       if (this.oidc && (await this.oidc.handle(req, res, url))) return;
       const key = `${req.method} ${url.pathname}`;
-      if (key === 'GET /healthz') return send(200, { ok: true, nodes: this.nodes.size, online: this.streams.size });
+      if (key === 'GET /healthz') return send(200, { ok: true, nodes: this.nodes.size, online: this.maps.onlineCount });
       if (key === 'GET /key') return send(200, { publicKey: Buffer.from(this.serverKey.publicKey).toString('hex') });
       if (key === 'POST /machine/register') return send(200, await this.register(req));
       if (key === 'POST /machine/update') return send(200, await this.update(req));
@@ -264,8 +291,7 @@ export class ControlServer {
   }
 
   private byMachine(machineKey: string): NodeRecord | undefined {
-    for (const n of this.nodes.values()) if (n.machineKey === machineKey) return n;
-    return undefined;
+    return this.nodes.byMachine(machineKey);
   }
 
   private async register(req: http.IncomingMessage): Promise<unknown> {
@@ -288,14 +314,12 @@ export class ControlServer {
         this.store.putNode(node);
         this.nodes.set(node.id, node);
         this.store.audit(`preauthkey:${pak.id}`, 'node.register', { id: node.id, name: node.name, user: node.user, tags: node.tags });
-        this.rebuildIndex();
         this.topologyChanged([node.id]);
+        if (node.ephemeral) this.scheduleEphemeralRemoval(node);
       } else {
-        const tagsChanged = JSON.stringify(node.tags) !== JSON.stringify(allTags);
         Object.assign(node, { nodeKey, discoKey: body.discoKey!, user: pak.user, tags: allTags, keyExpiry: node.keyExpiry === null ? null : now + DEFAULT_KEY_EXPIRY_MS, os: body.os ?? node.os });
         this.store.putNode(node);
         this.store.audit(`preauthkey:${pak.id}`, 'node.reauth', { id: node.id });
-        if (tagsChanged) this.rebuildIndex();
         this.topologyChanged([node.id]);
       }
     } else {
@@ -316,14 +340,12 @@ export class ControlServer {
   }
 
   private uniqueName(base: string): string {
-    const names = new Set([...this.nodes.values()].map((n) => n.name));
-    if (!names.has(base)) return base;
-    for (let i = 1; ; i++) if (!names.has(`${base}-${i}`)) return `${base}-${i}`;
+    return this.nodes.uniqueName(base);
   }
 
   private usePreAuthKey(secret: string, now: number): PreAuthKeyRecord {
     const hash = hashKey(secret);
-    const k = this.store.preAuthKeys().find((x) => x.hash === hash);
+    const k = this.authKeys.get(hash);
     if (!k) throw new HttpError(401, 'invalid auth key');
     if (k.expires <= now) throw new HttpError(401, 'auth key expired');
     if (k.used && !k.reusable) throw new HttpError(401, 'auth key already used (it is single-use)');
@@ -345,11 +367,12 @@ export class ControlServer {
   private async update(req: http.IncomingMessage): Promise<unknown> {
     const { machineKey, shared, body } = await this.openSealed<{ nodeKey?: string; endpoints?: string[]; homeRegion?: number }>(req);
     const node = this.nodeForRequest(machineKey, body.nodeKey);
-    this.applyUpdate(node, body);
+    if (this.applyUpdate(node, body)) this.maps.nodeChanged(node.id);
     return seal(shared, { ok: true });
   }
 
-  private applyUpdate(node: NodeRecord, body: { endpoints?: unknown; homeRegion?: unknown }): void {
+  /** Validates and stores an endpoint/relay update; true when something changed (the caller tells the peers). */
+  private applyUpdate(node: NodeRecord, body: { endpoints?: unknown; homeRegion?: unknown }): boolean {
     let changed = false;
     if (body.endpoints !== undefined) {
       if (!Array.isArray(body.endpoints) || body.endpoints.length > 64 || body.endpoints.some((e) => typeof e !== 'string' || e.length > 64)) throw new HttpError(400, 'endpoints must be a list of at most 64 "ip:port" strings');
@@ -366,101 +389,71 @@ export class ControlServer {
     if (changed) {
       node.lastSeen = Date.now();
       this.store.putNode(node);
-      this.nodeChanged(node);
     }
+    return changed;
   }
 
   private async map(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const { machineKey, shared, body } = await this.openSealed<{ nodeKey?: string; endpoints?: string[]; homeRegion?: number }>(req);
+    const { machineKey, shared, body } = await this.openSealed<{ nodeKey?: string; endpoints?: string[]; homeRegion?: number; resume?: unknown }>(req);
     const node = this.nodeForRequest(machineKey, body.nodeKey);
-    this.streams.get(node.id)?.res.end();
-    const t = this.ephemeralTimers.get(node.id);
-    if (t) clearTimeout(t);
-    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    const stream: Stream = { res, shared, seq: 0, peers: new Set(), filterJson: '', keepalive: setInterval(() => this.write(stream, { kind: 'keepalive' }), KEEPALIVE_MS) };
-    this.streams.set(node.id, stream);
+    const resume = parseResume(body.resume);
     this.applyUpdate(node, body);
-    this.sendFull(node.id, stream);
-    this.nodeChanged(node);
-    res.on('close', () => {
-      clearInterval(stream.keepalive);
-      if (this.streams.get(node.id) !== stream) return;
-      this.streams.delete(node.id);
-      if (!this.nodes.has(node.id)) return;
-      node.lastSeen = Date.now();
-      this.nodeChanged(node);
-      if (node.ephemeral) this.ephemeralTimers.set(node.id, setTimeout(() => this.removeNode(node.id, 'server', 'node.ephemeral-gone'), EPHEMERAL_GRACE_MS));
-    });
+    clearTimeout(this.ephemeralTimers.get(node.id));
+    this.ephemeralTimers.delete(node.id);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    this.maps.attach(node.id, res, shared, resume);
+    this.maps.nodeChanged(node.id);
   }
 
-  private write(s: Stream, m: MapMessage): void {
-    s.res.write(`${JSON.stringify(seal(s.shared, m))}\n`);
+  /** The node's last stream ended: peers learn it is offline; an ephemeral node is removed after the grace period. */
+  private nodeOffline(id: string): void {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    node.lastSeen = Date.now();
+    this.maps.nodeChanged(id);
+    if (node.ephemeral) this.scheduleEphemeralRemoval(node);
   }
 
-  private sendFull(id: string, s: Stream): void {
-    const node = this.nodes.get(id)!;
-    const peers = this.index.peersOf(id);
-    const filter = this.index.filterFor(id);
-    s.peers = peers;
-    s.filterJson = JSON.stringify(filter);
-    const netmap: Netmap = { seq: ++s.seq, self: this.info(node), peers: [...peers].map((p) => this.info(this.nodes.get(p)!)), derpMap: this.derpMap, packetFilter: filter };
-    this.write(s, { kind: 'full', netmap });
+  private scheduleEphemeralRemoval(node: NodeRecord): void {
+    clearTimeout(this.ephemeralTimers.get(node.id));
+    const timer = setTimeout(() => {
+      this.ephemeralTimers.delete(node.id);
+      if (this.nodes.get(node.id) === node && !this.maps.online(node.id)) this.removeNode(node.id, 'server', 'node.ephemeral-gone');
+    }, this.o.ephemeralGraceMs ?? EPHEMERAL_GRACE_MS);
+    this.ephemeralTimers.set(node.id, timer);
   }
 
-  /** Endpoint, relay or online change of one node: O(its peers). */
+  /** Endpoint, relay, online or key change of one node: O(its peers). */
   private nodeChanged(node: NodeRecord): void {
-    const info = this.info(node);
-    for (const p of this.index.peersOf(node.id)) {
-      const s = this.streams.get(p);
-      if (s?.peers.has(node.id)) this.write(s, { kind: 'delta', delta: { seq: ++s.seq, peersChanged: [info] } });
-    }
-    const own = this.streams.get(node.id);
-    if (own) this.write(own, { kind: 'delta', delta: { seq: ++own.seq, self: info } });
+    this.maps.nodeChanged(node.id);
   }
 
-  /** Nodes joined, left or changed tags: re-diff the streams of everyone they touch. */
+  /**
+   * Nodes joined, left or changed identity (tags, approval): the policy index is updated for
+   * just them and only the sessions it names as affected are re-diffed. `all` (after a policy
+   * change and rebuildIndex) re-diffs every session.
+   */
   private topologyChanged(ids: string[], all = false): void {
-    const affected = new Set<string>(all ? this.streams.keys() : []);
+    if (all) return this.maps.policyChanged();
+    const affected = new Set<string>();
     for (const id of ids) {
-      affected.add(id);
-      for (const p of this.index.peersOf(id)) affected.add(p);
-      for (const [sid, s] of this.streams) if (s.peers.has(id)) affected.add(sid);
+      const n = this.nodes.get(id);
+      const touched = n && !n.pendingApproval ? this.index.upsertNode({ id: n.id, user: n.user, tags: n.tags, addresses: [n.ipv4, n.ipv6] }) : this.index.removeNode(id);
+      for (const a of touched) affected.add(a);
     }
-    for (const id of affected) {
-      const s = this.streams.get(id);
-      if (!s || !this.nodes.has(id)) continue;
-      const now = this.index.peersOf(id);
-      const added = [...now].filter((p) => !s.peers.has(p));
-      const removed = [...s.peers].filter((p) => !now.has(p));
-      const changed = ids.filter((x) => now.has(x) && s.peers.has(x));
-      const filter = this.index.filterFor(id);
-      const filterJson = JSON.stringify(filter);
-      const self = ids.includes(id) ? this.info(this.nodes.get(id)!) : undefined;
-      if (!added.length && !removed.length && !changed.length && filterJson === s.filterJson && !self) continue;
-      s.peers = now;
-      const delta = {
-        seq: ++s.seq,
-        ...(self ? { self } : {}),
-        ...(added.length ? { peersAdded: added.map((p) => this.info(this.nodes.get(p)!)) } : {}),
-        ...(changed.length ? { peersChanged: changed.map((p) => this.info(this.nodes.get(p)!)) } : {}),
-        ...(removed.length ? { peersRemoved: removed } : {}),
-        ...(filterJson !== s.filterJson ? { packetFilter: filter } : {}),
-      };
-      s.filterJson = filterJson;
-      this.write(s, { kind: 'delta', delta });
-    }
+    this.maps.topologyChanged(ids, affected);
   }
 
   private removeNode(id: string, actor: string, action: string): void {
     const node = this.nodes.get(id);
     if (!node) throw new HttpError(404, `no node ${id}`);
-    this.streams.get(id)?.res.end();
+    this.maps.remove(id);
+    clearTimeout(this.ephemeralTimers.get(id));
+    this.ephemeralTimers.delete(id);
     this.nodes.delete(id);
     this.store.deleteNode(id);
     this.store.audit(actor, action, { id, name: node.name });
-    const before = [...this.streams.entries()].filter(([, s]) => s.peers.has(id)).map(([sid]) => sid);
-    this.rebuildIndex();
-    this.topologyChanged(before);
+    this.topologyChanged([id]);
   }
 
   // ---- interactive login (SSO; the flow itself is in oidc.ts) ----
@@ -491,7 +484,6 @@ export class ControlServer {
       this.store.audit(`oidc:${user}`, 'node.reauth', { id: node.id });
     }
     this.store.putNode(node);
-    this.rebuildIndex();
     this.topologyChanged([node.id]);
     return { pendingApproval: !!node.pendingApproval };
   }
@@ -503,7 +495,6 @@ export class ControlServer {
     delete node.pendingApproval;
     this.store.putNode(node);
     this.store.audit('admin', 'node.approve', { id, name: node.name, user: node.user });
-    this.rebuildIndex();
     this.topologyChanged([id]);
     this.oidc?.wake(node.machineKey);
     return { ok: true };
@@ -517,15 +508,19 @@ export class ControlServer {
     if (!key || hashKey(key) !== this.store.getMeta('admin_key_hash')) throw new HttpError(401, 'admin API needs "Authorization: Bearer <admin key>" (see admin.key in the data dir)');
     const route = `${req.method} ${url.pathname}`;
     const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readBody(req);
-    if (route === 'GET /api/nodes') return { nodes: [...this.nodes.values()].map((n) => ({ ...this.info(n), ...(n.pendingApproval ? { pendingApproval: true } : {}) })) };
+    if (route === 'GET /api/nodes') return { nodes: [...this.nodes.values()].map((n) => ({ ...this.adminView(n), ...(n.pendingApproval ? { pendingApproval: true } : {}) })) };
     if (route === 'POST /api/preauthkeys') {
       const b = parseJson(body!) as { user?: string; reusable?: boolean; ephemeral?: boolean; tags?: string[]; expiresInS?: number };
       if (typeof b.user !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(b.user)) throw new HttpError(400, 'user must be a login like alice@example.com');
       const tags = b.tags ?? [];
+      if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) throw new HttpError(400, 'tags must be a list like ["tag:server"]');
+      const expiresInS = b.expiresInS ?? 3600;
+      if (typeof expiresInS !== 'number' || !(expiresInS > 0) || expiresInS > 10 * 365 * 86400) throw new HttpError(400, 'expiresInS must be a positive number of seconds (at most 10 years)');
       for (const t of tags) if (!tagAllowed(this.policy, t, { user: b.user, tags: [] })) throw new HttpError(403, `${b.user} may not apply ${t} (see tagOwners)`);
       const secret = `pierce-auth-${randomBytes(24).toString('hex')}`;
-      const rec: PreAuthKeyRecord = { id: randomBytes(6).toString('hex'), hash: hashKey(secret), user: b.user, reusable: !!b.reusable, ephemeral: !!b.ephemeral, tags, expires: Date.now() + (b.expiresInS ?? 3600) * 1000, used: false };
+      const rec: PreAuthKeyRecord = { id: randomBytes(6).toString('hex'), hash: hashKey(secret), user: b.user, reusable: !!b.reusable, ephemeral: !!b.ephemeral, tags, expires: Date.now() + expiresInS * 1000, used: false };
       this.store.putPreAuthKey(rec);
+      this.authKeys.set(rec.hash, rec);
       this.store.audit('admin', 'preauthkey.create', { id: rec.id, user: rec.user, reusable: rec.reusable, ephemeral: rec.ephemeral, tags });
       return { id: rec.id, key: secret, expires: new Date(rec.expires).toISOString() };
     }
@@ -556,7 +551,8 @@ export class ControlServer {
         node.keyExpiry = Date.now();
         this.store.putNode(node);
         this.store.audit('admin', 'node.expire', { id });
-        this.streams.get(id)?.res.end();
+        this.maps.end(id);
+        this.nodeChanged(node);
         return { ok: true };
       }
       if (req.method === 'POST' && action === '/expiry') {
@@ -573,7 +569,6 @@ export class ControlServer {
         node.tags = b.tags;
         this.store.putNode(node);
         this.store.audit('admin', 'node.tags', { id, tags: b.tags });
-        this.rebuildIndex();
         this.topologyChanged([id]);
         return { ok: true };
       }
@@ -584,10 +579,7 @@ export class ControlServer {
 
   async close(): Promise<void> {
     this.oidc?.close();
-    for (const s of this.streams.values()) {
-      clearInterval(s.keepalive);
-      s.res.end();
-    }
+    this.maps.close();
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
     this.stun?.close();
     await this.derp?.close();

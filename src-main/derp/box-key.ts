@@ -17,10 +17,14 @@ const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
 
 export class BoxKeyer {
   private readonly mine: KeyObject;
+  /** The public key of the private key given (X25519 base-point multiplication, natively). */
+  readonly publicKey: Uint8Array;
 
   constructor(privateKey: Uint8Array) {
     if (privateKey.length !== KEY_LEN) throw new Error(`derp: private key must be ${KEY_LEN} bytes`);
     this.mine = createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]), format: 'der', type: 'pkcs8' });
+    const spki = createPublicKey(this.mine).export({ format: 'der', type: 'spki' });
+    this.publicKey = new Uint8Array(spki.subarray(SPKI_X25519_PREFIX.length));
   }
 
   /** The box key shared with `theirPublic`, or null for a key that is not a usable X25519 point. */

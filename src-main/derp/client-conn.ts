@@ -6,6 +6,9 @@ import type { Duplex } from 'node:stream';
 import { encodeFrame, FrameType } from './frames.js';
 import { TokenBucket } from './token-bucket.js';
 
+/** How long a closing connection may take to flush its last frame. */
+const CLOSE_GRACE_MS = 1000;
+
 export interface ConnLimits {
   /** Frames waiting while the socket is above its high-water mark; beyond this the oldest is dropped. */
   maxQueuedFrames: number;
@@ -88,11 +91,22 @@ export class ClientConn {
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.stop()) this.stream.destroy();
+  }
+
+  /** Sends `frame` as the last one (e.g. a health frame saying why), then closes. */
+  closeWith(frame: Buffer): void {
+    if (!this.stop()) return;
+    this.stream.end(frame);
+    setTimeout(() => this.stream.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  private stop(): boolean {
+    if (this.closed) return false;
     this.closed = true;
     if (this.keepAlive) clearTimeout(this.keepAlive);
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.queue = [];
-    this.stream.destroy();
+    return true;
   }
 }

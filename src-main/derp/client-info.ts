@@ -8,6 +8,8 @@ export interface ClientInfo {
   version: number;
   meshKey?: string;
   canAckPings?: boolean;
+  /** Hex of the challenge from this connection's server-key frame. */
+  challenge?: string;
 }
 
 export interface ServerInfo {
@@ -43,6 +45,10 @@ export function parseClientInfoJson(bytes: Uint8Array): ClientInfo {
     info.meshKey = o.meshKey;
   }
   if (o.canAckPings !== undefined) info.canAckPings = o.canAckPings === true;
+  if (o.challenge !== undefined) {
+    if (typeof o.challenge !== 'string' || !/^[0-9a-f]{1,128}$/.test(o.challenge)) throw new DerpProtocolError('client info: challenge must be lowercase hex');
+    info.challenge = o.challenge;
+  }
   return info;
 }
 

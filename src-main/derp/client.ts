@@ -5,7 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { KEY_LEN, keysEqual, publicKeyOf } from '../protocol/keys.js';
+import { KEY_LEN, keysEqual } from '../protocol/keys.js';
 import { NONCE_LEN, secretboxOpen, secretboxSeal } from '../protocol/naclbox.js';
 import { BoxKeyer } from './box-key.js';
 import { encodeJson, parseServerInfoJson, type ServerInfo } from './client-info.js';
@@ -13,7 +13,8 @@ import { dialDerp } from './dial.js';
 import { DerpProtocolError, DerpRefusedError } from './errors.js';
 import {
   copy, encodeClientInfo, encodeFrame, FrameReader, FrameType, MAX_PACKET_SIZE, parseKeyAndPacket, parsePeerGone,
-  parsePeerPresent, parsePing, parseRestarting, parseServerInfo, parseServerKey, PING_LEN, PROTOCOL_VERSION, type Frame,
+  parsePeerPresent, parsePing, parseRestarting, parseServerChallenge, parseServerInfo, parseServerKey, PING_LEN, PROTOCOL_VERSION,
+  type Frame,
 } from './frames.js';
 
 export interface DerpClientOptions {
@@ -72,8 +73,8 @@ export class DerpClient {
 
   constructor(o: DerpClientOptions) {
     this.o = { connectTimeoutMs: 10_000, backoffMinMs: 100, backoffMaxMs: 30_000, readTimeoutMs: 150_000, maxBufferedBytes: 1024 * 1024, ...o };
-    this.publicKey = publicKeyOf(o.privateKey);
     this.boxKeyer = new BoxKeyer(o.privateKey);
+    this.publicKey = this.boxKeyer.publicKey;
   }
 
   get connected(): boolean {
@@ -139,7 +140,11 @@ export class DerpClient {
           shared = this.boxKeyer.shared(serverKey);
           if (!shared) throw new DerpProtocolError('server key is not a usable X25519 key');
           const nonce = new Uint8Array(randomBytes(NONCE_LEN));
-          const info = encodeJson({ version: PROTOCOL_VERSION, meshKey: this.o.meshKey, canAckPings: true });
+          const challenge = parseServerChallenge(f);
+          const info = encodeJson({
+            version: PROTOCOL_VERSION, meshKey: this.o.meshKey, canAckPings: true,
+            ...(challenge ? { challenge: Buffer.from(challenge).toString('hex') } : {}),
+          });
           stream.write(encodeClientInfo(this.publicKey, nonce, secretboxSeal(shared, nonce, info)));
         } else if (f.type === FrameType.Health) {
           const msg = Buffer.from(f.body.subarray(0, 200)).toString('utf8');

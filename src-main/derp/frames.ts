@@ -17,6 +17,12 @@ export const MAX_PACKET_SIZE = 64 * 1024;
 export const MAX_FRAME_SIZE = MAX_PACKET_SIZE + 2 * KEY_LEN;
 /** Largest sealed info blob (client/server info JSON) we accept. */
 export const MAX_INFO_LEN = 4096;
+/**
+ * Fresh random bytes a Pierce relay appends to its server-key frame; the client echoes
+ * them inside its sealed client info, so a recorded client info cannot be replayed on
+ * another connection (a Pierce extension; docs/derp-protocol.md).
+ */
+export const CHALLENGE_LEN = 24;
 
 export const FrameType = {
   ServerKey: 0x01,
@@ -120,14 +126,20 @@ function need(f: Frame, min: number, what: string): void {
   if (f.body.length < min) throw new DerpProtocolError(`${what}: body ${f.body.length} bytes, need at least ${min}`);
 }
 
-export function encodeServerKey(publicKey: Uint8Array): Buffer {
-  return encodeFrame(FrameType.ServerKey, MAGIC, publicKey);
+export function encodeServerKey(publicKey: Uint8Array, challenge?: Uint8Array): Buffer {
+  return challenge ? encodeFrame(FrameType.ServerKey, MAGIC, publicKey, challenge) : encodeFrame(FrameType.ServerKey, MAGIC, publicKey);
 }
 
 export function parseServerKey(f: Frame): Uint8Array {
   need(f, MAGIC.length + KEY_LEN, 'server key');
   for (let i = 0; i < MAGIC.length; i++) if (f.body[i] !== MAGIC[i]) throw new DerpProtocolError('server key: bad magic');
   return copy(f.body.subarray(MAGIC.length, MAGIC.length + KEY_LEN));
+}
+
+/** The connection challenge that follows the key in a server-key frame, or null if the relay sent none. */
+export function parseServerChallenge(f: Frame): Uint8Array | null {
+  const rest = f.body.subarray(MAGIC.length + KEY_LEN);
+  return rest.length >= CHALLENGE_LEN ? copy(rest.subarray(0, CHALLENGE_LEN)) : null;
 }
 
 /** Client info: client public key, nonce, box(JSON) sealed to the server key. */

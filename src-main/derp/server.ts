@@ -10,14 +10,14 @@ import type { Duplex } from 'node:stream';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { WebSocketServer, createWebSocketStream } from 'ws';
-import { generateKeyPair, KEY_LEN, publicKeyOf } from '../protocol/keys.js';
+import { generateKeyPair, KEY_LEN } from '../protocol/keys.js';
 import { NONCE_LEN, secretboxOpen, secretboxSeal } from '../protocol/naclbox.js';
 import { BoxKeyer } from './box-key.js';
 import { encodeJson, parseClientInfoJson } from './client-info.js';
 import { ClientConn, type ConnLimits } from './client-conn.js';
 import { DerpProtocolError } from './errors.js';
 import {
-  encodeFrame, encodeServerInfo, encodeServerKey, FrameReader, FrameType, parseClientInfo, parseForwardPacket,
+  CHALLENGE_LEN, encodeFrame, encodeServerInfo, encodeServerKey, FrameReader, FrameType, parseClientInfo, parseForwardPacket,
   parseKeyAndPacket, parsePing, PeerGoneReason, PROTOCOL_VERSION, type Frame,
 } from './frames.js';
 import { MeshPeer } from './mesh.js';
@@ -76,6 +76,8 @@ export interface DerpStats {
   rateLimited: number;
   acceptRefused: number;
   admitRefused: number;
+  /** Connected clients closed because the admit check stopped admitting their key. */
+  admitRevoked: number;
   protocolErrors: number;
   replaced: number;
 }
@@ -102,17 +104,24 @@ export class DerpServer {
   });
   private readonly counters = {
     packetsForwarded: 0, bytesForwarded: 0, packetsForwardedToMesh: 0, dropsNoDestination: 0, rateLimited: 0,
-    acceptRefused: 0, admitRefused: 0, protocolErrors: 0, replaced: 0, dropsQueueFullClosed: 0,
+    acceptRefused: 0, admitRefused: 0, admitRevoked: 0, protocolErrors: 0, replaced: 0, dropsQueueFullClosed: 0,
   };
   private closed = false;
+  private revalidateTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: DerpServerOptions = {}) {
     this.privateKey = o.privateKey ?? generateKeyPair().privateKey;
-    this.publicKey = publicKeyOf(this.privateKey);
     this.boxKeyer = new BoxKeyer(this.privateKey);
+    this.publicKey = this.boxKeyer.publicKey;
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
     this.log = o.log ?? (() => {});
     this.acceptBucket = new TokenBucket(this.limits.acceptPerSecond, this.limits.acceptBurst);
+    if (o.admit) {
+      // A node admitted once is asked about again as its cached answer runs out, so a key
+      // that expires (or is removed) loses its connection too, not only its next one.
+      this.revalidateTimer = setInterval(() => void this.revalidate(), this.limits.admitCacheMs);
+      this.revalidateTimer.unref();
+    }
     if (o.meshWith?.length && !o.meshKey) throw new Error('derp: --mesh-with needs a mesh key');
     for (const url of o.meshWith ?? []) {
       this.meshPeers.push(
@@ -205,7 +214,8 @@ export class DerpServer {
       this.pending.delete(stream);
       if (conn) this.unregister(conn);
     });
-    stream.write(encodeServerKey(this.publicKey));
+    const challenge = new Uint8Array(randomBytes(CHALLENGE_LEN));
+    stream.write(encodeServerKey(this.publicKey, challenge));
 
     const onFrames = async (frames: Frame[]) => {
       for (const f of frames) {
@@ -213,7 +223,7 @@ export class DerpServer {
           handshaking = false;
           stream.pause();
           try {
-            conn = await this.handshake(f, stream);
+            conn = await this.handshake(f, stream, challenge);
           } finally {
             clearTimeout(timer);
           }
@@ -247,13 +257,14 @@ export class DerpServer {
     });
   }
 
-  private async handshake(f: Frame, stream: Duplex): Promise<ClientConn | null> {
+  private async handshake(f: Frame, stream: Duplex, challenge: Uint8Array): Promise<ClientConn | null> {
     if (f.type !== FrameType.ClientInfo) throw new DerpProtocolError(`expected client info, got frame type 0x${f.type.toString(16)}`);
     const { clientKey, nonce, sealed } = parseClientInfo(f);
     const shared = this.boxKeyer.shared(clientKey);
     const plain = shared && secretboxOpen(shared, nonce, sealed);
     if (!shared || !plain) throw new DerpProtocolError('client info does not open: the client does not hold the key it claims');
     const info = parseClientInfoJson(plain);
+    if (info.challenge !== Buffer.from(challenge).toString('hex')) throw new DerpProtocolError('client info does not answer this connection\'s challenge (replayed?)');
     let isMesh = false;
     if (info.meshKey !== undefined) {
       if (!this.o.meshKey || !safeEqual(info.meshKey, this.o.meshKey)) {
@@ -285,6 +296,18 @@ export class DerpServer {
     this.log(`derp: ${reason}`);
     stream.end(encodeFrame(FrameType.Health, Buffer.from(reason)));
     setTimeout(() => stream.destroy(), 1000).unref();
+  }
+
+  private async revalidate(): Promise<void> {
+    for (const conn of [...this.clients.values()]) {
+      if (conn.isMesh || conn.closed) continue;
+      if (await this.admitted(conn.key)) continue;
+      if (this.clients.get(conn.keyHex) !== conn) continue;
+      this.counters.admitRevoked++;
+      this.log('derp: closing a connection: node key no longer admitted');
+      conn.closeWith(encodeFrame(FrameType.Health, Buffer.from('refused: node key no longer admitted')));
+      this.unregister(conn);
+    }
   }
 
   private async admitted(key: Uint8Array): Promise<boolean> {
@@ -416,6 +439,7 @@ export class DerpServer {
       rateLimited: this.counters.rateLimited,
       acceptRefused: this.counters.acceptRefused,
       admitRefused: this.counters.admitRefused,
+      admitRevoked: this.counters.admitRevoked,
       protocolErrors: this.counters.protocolErrors,
       replaced: this.counters.replaced,
     };
@@ -424,6 +448,7 @@ export class DerpServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.revalidateTimer) clearInterval(this.revalidateTimer);
     await Promise.all(this.meshPeers.map((p) => p.close()));
     for (const c of [...this.clients.values()]) c.close();
     for (const s of this.pending) s.destroy();

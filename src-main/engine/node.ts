@@ -191,7 +191,7 @@ export class Node {
       nodePrivateKey: this.state.node.privateKey,
       discoPrivateKey: this.state.disco.privateKey,
       port: this.o.port ?? DEFAULT_PORT,
-      excludeAddresses: self.addresses,
+      excludeCidrs: [TAILNET_ROUTES[1], ...self.addresses.filter((a) => !a.includes(':')).map((a) => `${a}/32`)],
       log: this.log,
     });
     const makeTun = this.o.tunFactory ?? (async (t: TunRequest) => (await import('../../native/index.js')).createTun(t));

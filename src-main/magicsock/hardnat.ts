@@ -158,14 +158,15 @@ export class HardSide {
 
   /** Opens the sockets and sends the first probe from each. */
   static async open(o: HardSideOptions): Promise<HardSide> {
-    let self: HardSide | undefined;
+    // Sockets deliver to the HardSide, which exists only once they are all bound.
+    const ref: { side?: HardSide } = {};
     const pool = await SocketPool.open({
       count: o.sockets ?? DEFAULT_HARD_SOCKETS,
       family: isIPv6(o.peer.ip) ? 6 : 4,
       bindAddress: o.bindAddress,
-      onPacket: (d, from, via) => self?.deliver(d, from, via),
+      onPacket: (d, from, via) => ref.side?.deliver(d, from, via),
     });
-    self = new HardSide(o, pool);
+    const self = (ref.side = new HardSide(o, pool));
     self.start();
     return self;
   }
@@ -270,7 +271,6 @@ export class BothHardProber {
 
   static async open(o: BothHardOptions): Promise<BothHardProber> {
     if (!o.enabled) throw new HardNatDisabledError('both-hard probing is off (enable it with a budget: it needs ~170,000 probes for 99.9 %)');
-    let self: BothHardProber | undefined;
     const pool = await SocketPool.open({
       count: o.sockets ?? DEFAULT_BOTH_HARD.sockets,
       family: isIPv6(o.target) ? 6 : 4,
@@ -288,8 +288,8 @@ export class BothHardProber {
       answerGraceMs: o.answerGraceMs,
       send: (data, ip, port) => pool.ports[next++ % pool.ports.length].send(data, ip, port),
     });
-    self = new BothHardProber(pool, prober);
-    void prober.result.then(() => self.pool.closeAllBut(self.answeredVia?.index));
+    const self = new BothHardProber(pool, prober);
+    void prober.result.then(() => pool.closeAllBut(self.answeredVia?.index));
     return self;
   }
 
@@ -316,7 +316,7 @@ export type HardNatRole = 'none' | 'hard' | 'easy' | 'both-hard' | 'both-hard-di
  * `mappingVariesByDestIP` (undefined = unknown, treated as easy: ordinary discovery runs
  * anyway). The engine starts it only after ordinary direct discovery failed.
  */
-export function hardNatRole(selfVaries: boolean | undefined, peerVaries: boolean | undefined, bothHardEnabled = DEFAULT_BOTH_HARD.enabled): HardNatRole {
+export function hardNatRole(selfVaries: boolean | undefined, peerVaries: boolean | undefined, bothHardEnabled: boolean = DEFAULT_BOTH_HARD.enabled): HardNatRole {
   if (selfVaries && peerVaries) return bothHardEnabled ? 'both-hard' : 'both-hard-disabled';
   if (selfVaries) return 'hard';
   if (peerVaries) return 'easy';

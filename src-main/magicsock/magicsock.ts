@@ -18,6 +18,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { DerpMap } from '../protocol/derpmap.js';
+import { cidrContains, parseCidr, parseIp } from '../protocol/ip.js';
 import { encodeKey, publicKeyOf } from '../protocol/keys.js';
 import { boxBeforeNm } from '../protocol/naclbox.js';
 import { RegionClient } from '../derp/region-client.js';
@@ -46,8 +47,11 @@ export interface MagicSockOptions {
   homeRegion?: number;
   /** Extra candidates to advertise (manually configured endpoints). */
   staticEndpoints?: string[];
-  /** Interface addresses never advertised (e.g. the TUN's own). */
-  excludeAddresses?: string[];
+  /**
+   * Prefixes that are never candidates, ours or a peer's: the tailnet's own addresses.
+   * A "direct path" to a tunnel address would run WireGuard inside its own tunnel.
+   */
+  excludeCidrs?: string[];
   log?: (msg: string) => void;
 }
 
@@ -90,6 +94,7 @@ interface PeerState {
 
 const STUN_INTERVAL_MS = 20_000;
 const ACTIVE_MS = 45_000;
+const PING_RETRY_MS = 250;
 const RELAY_CONNECT_WAIT_MS = 3_000;
 const SOCKET_BUFFER_BYTES = 7 << 20;
 
@@ -111,8 +116,10 @@ export class MagicSock implements Bind {
   private homeRegion?: number;
   private closed = false;
   private readonly log: (m: string) => void;
+  private readonly excluded;
 
   constructor(private readonly o: MagicSockOptions) {
+    this.excluded = (o.excludeCidrs ?? []).map((c) => parseCidr(c));
     this.discoPublic = publicKeyOf(o.discoPrivateKey);
     this.nodePublic = publicKeyOf(o.nodePrivateKey);
     this.log = o.log ?? (() => {});
@@ -213,7 +220,7 @@ export class MagicSock implements Bind {
         this.byDisco.set(Buffer.from(p.discoKey).toString('hex'), st);
       }
       st.homeRegion = p.homeRegion;
-      for (const ep of p.endpoints) st.candidates.add(ep);
+      for (const ep of p.endpoints) if (this.usable(ep)) st.candidates.add(ep);
     }
     for (const [id, st] of this.peers) if (!keep.has(id)) this.forget(st);
   }
@@ -318,7 +325,7 @@ export class MagicSock implements Bind {
     if (!m) return;
     switch (m.type) {
       case DiscoType.Ping:
-        if (Buffer.compare(m.nodeKey, st.nodeKey) !== 0) return;
+        if (Buffer.compare(m.nodeKey, st.nodeKey) !== 0 || (from !== 'relay' && !this.usable(from))) return;
         if (from !== 'relay') {
           st.candidates.add(from);
           this.byAddr.set(from, st);
@@ -349,6 +356,7 @@ export class MagicSock implements Bind {
       }
       case DiscoType.CallMeMaybe:
         for (const ep of m.endpoints) {
+          if (!this.usable(ep)) continue;
           st.candidates.add(ep);
           this.sendPing(st, ep);
         }
@@ -360,21 +368,32 @@ export class MagicSock implements Bind {
     }
   }
 
+  /** False for endpoints inside an excluded prefix (see MagicSockOptions.excludeCidrs) or unparsable. */
+  private usable(endpoint: string): boolean {
+    let host: string;
+    try {
+      ({ host } = splitEndpoint(endpoint));
+    } catch {
+      return false;
+    }
+    const ip = parseIp(host);
+    return !!ip && !this.excluded.some((c) => cidrContains(c, ip));
+  }
+
   /** Our candidates: interface addresses and STUN-mapped addresses, with our port. */
   localEndpoints(): string[] {
     const port = this.port;
     if (port === undefined) return [];
     const out = new Set<string>(this.o.staticEndpoints ?? []);
-    const exclude = new Set(this.o.excludeAddresses ?? []);
     for (const list of Object.values(networkInterfaces()))
       for (const a of list ?? []) {
-        if (a.internal || exclude.has(a.address)) continue;
+        if (a.internal) continue;
         if (a.family === 'IPv6' && (a.address.startsWith('fe80') || !this.sock6)) continue;
         if (this.o.bindAddress && a.address !== this.o.bindAddress) continue;
         out.add(joinEndpoint(a.address, a.family === 'IPv6' ? this.sock6!.address().port : port));
       }
     for (const s of this.stunAddrs) out.add(s);
-    return [...out];
+    return [...out].filter((ep) => this.usable(ep));
   }
 
   /** Asks every STUN server in the relay map for our public address, over our own socket. */
@@ -418,27 +437,45 @@ export class MagicSock implements Bind {
     }
   }
 
-  /** Disco ping through the relay, then on every candidate: how `pierce ping` shows each step. */
+  /**
+   * Disco ping through the relay, then direct: how `pierce ping` shows each step. The
+   * direct phase re-pings every candidate each PING_RETRY_MS (the first pings may only
+   * open our NAT; the peer's call-me-maybe pings open theirs) until one answers.
+   */
   async ping(nodeKeyText: string, timeoutMs = 3000): Promise<{ via: 'relay' | 'direct'; endpoint?: string; region?: number; latencyMs: number }[]> {
     const st = this.peers.get(nodeKeyText);
     if (!st) throw new Error(`no peer ${nodeKeyText}`);
-    const wait = (endpoint: string | 'relay') =>
-      new Promise<number | undefined>((resolve) => {
-        const t = setTimeout(() => resolve(undefined), timeoutMs);
-        t.unref();
-        this.sendPing(st, endpoint, (ms) => {
-          clearTimeout(t);
-          resolve(ms);
-        });
-      });
     const steps: { via: 'relay' | 'direct'; endpoint?: string; region?: number; latencyMs: number }[] = [];
-    const relayMs = await wait('relay');
+    const relayMs = await new Promise<number | undefined>((resolve) => {
+      const t = setTimeout(() => resolve(undefined), timeoutMs);
+      t.unref();
+      this.sendPing(st, 'relay', (ms) => {
+        clearTimeout(t);
+        resolve(ms);
+      });
+    });
     if (relayMs !== undefined) steps.push({ via: 'relay', region: st.homeRegion ?? this.homeRegion, latencyMs: relayMs });
     st.lastSend = Date.now();
     this.discover(st, Date.now());
-    const direct = await Promise.all([...st.candidates].map(async (ep) => ({ ep, ms: await wait(ep) })));
-    const best = direct.filter((d) => d.ms !== undefined).sort((a, b) => a.ms! - b.ms!)[0];
-    if (best) steps.push({ via: 'direct', endpoint: best.ep, latencyMs: best.ms! });
+    const direct = await new Promise<{ endpoint: string; latencyMs: number } | undefined>((resolve) => {
+      let done = false;
+      const finish = (v: { endpoint: string; latencyMs: number } | undefined) => {
+        if (done) return;
+        done = true;
+        clearInterval(round);
+        clearTimeout(timer);
+        resolve(v);
+      };
+      const pingAll = () => {
+        for (const ep of st.candidates) this.sendPing(st, ep, (ms) => finish({ endpoint: ep, latencyMs: ms }));
+      };
+      const round = setInterval(pingAll, PING_RETRY_MS);
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      round.unref();
+      timer.unref();
+      pingAll();
+    });
+    if (direct) steps.push({ via: 'direct', ...direct });
     return steps;
   }
 

@@ -15,6 +15,8 @@ import { connect } from 'node:net';
 import { bindingRequest, parseBindingResponse } from '../derp/stun.js';
 import type { DerpMap, DerpNode } from '../protocol/derpmap.js';
 import { joinEndpoint } from './disco.js';
+import { checkHairpin } from './hairpin.js';
+import { type HardCaseOptions, nat64PrefixText, portMappingAvailability } from './netcheck-hardcases.js';
 
 /** Keep the old home unless another region is faster by this ratio (Tailscale uses 2/3 as well). */
 export const HOME_SWITCH_RATIO = 2 / 3;
@@ -34,18 +36,22 @@ export interface NetcheckReport {
   regionLatencyVia: Record<number, 'stun' | 'tcp'>;
   preferredRegion?: number;
   durationMs: number;
-  /** Filled by the hard-cases work: port mapping, hairpinning, NAT64. */
+  /** Which port-mapping protocols the gateway answers (netcheck-hardcases.ts). */
   portMapping?: { upnp: boolean; natpmp: boolean; pcp: boolean };
+  /** Whether a packet to our own public IPv4 mapping comes back in (hairpin.ts). */
   hairpinning?: boolean;
+  /** NAT64 prefix learned from ipv4only.arpa (nat64.ts), e.g. "64:ff9b::/96". */
   nat64Prefix?: string;
 }
 
-export interface NetcheckOptions {
+export interface NetcheckOptions extends HardCaseOptions {
   derpMap: DerpMap;
   previousHome?: number;
   timeoutMs?: number;
   /** Local address to bind (tests). */
   bindAddress?: string;
+  /** Local UDP port (default: any); the engine's port gives its own mapping's hairpin/portmap answers. */
+  port?: number;
 }
 
 interface Probe {
@@ -66,11 +72,11 @@ function stunProbes(map: DerpMap): Probe[] {
   return out;
 }
 
-function bind(type: 'udp4' | 'udp6', address?: string): Promise<Socket | undefined> {
+function bind(type: 'udp4' | 'udp6', address?: string, port = 0): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const s = createSocket({ type, ipv6Only: type === 'udp6' });
     s.once('error', () => resolve(undefined));
-    s.bind({ port: 0, address }, () => resolve(s));
+    s.bind({ port, address }, () => resolve(s));
   });
 }
 
@@ -130,8 +136,9 @@ export async function netcheck(o: NetcheckOptions): Promise<NetcheckReport> {
   const t0 = performance.now();
   const timeoutMs = o.timeoutMs ?? 2000;
   const probes = stunProbes(o.derpMap);
-  const v4 = await bind('udp4', o.bindAddress);
-  const v6 = o.bindAddress ? undefined : await bind('udp6');
+  const v4 = await bind('udp4', o.bindAddress, o.port);
+  const v6 = o.bindAddress ? undefined : await bind('udp6', undefined, o.port);
+  const hardCases = Promise.all([v4 ? portMappingAvailability(v4.address().port, o.portmap) : undefined, nat64PrefixText(o.nat64)]);
   try {
     const results = await Promise.all(
       probes.map(async (p) => {
@@ -160,6 +167,7 @@ export async function netcheck(o: NetcheckOptions): Promise<NetcheckReport> {
         report.regionLatencyVia[x.p.region] = 'stun';
       }
     }
+    const hairpin = v4 && report.globalV4 && o.hairpin !== false ? checkHairpin(v4, report.globalV4, { bindAddress: o.bindAddress, timeoutMs: o.hairpin?.timeoutMs }) : undefined;
     // Regions STUN could not reach (UDP blocked): measure the TCP path to their relay.
     const missing = Object.values(o.derpMap.regions).filter((r) => report.regionLatencyMs[r.regionId] === undefined && r.nodes.length);
     const tcp = await Promise.all(missing.map(async (r) => ({ id: r.regionId, ms: await tcpLatency(r.nodes[0], timeoutMs) })));
@@ -169,9 +177,14 @@ export async function netcheck(o: NetcheckOptions): Promise<NetcheckReport> {
         report.regionLatencyVia[id] = 'tcp';
       }
     report.preferredRegion = chooseHome(report.regionLatencyMs, o.previousHome);
+    if (hairpin) report.hairpinning = await hairpin;
+    const [portMapping, nat64Prefix] = await hardCases;
+    if (portMapping) report.portMapping = portMapping;
+    if (nat64Prefix) report.nat64Prefix = nat64Prefix;
     report.durationMs = performance.now() - t0;
     return report;
   } finally {
+    await hardCases.catch(() => undefined);
     v4?.close();
     v6?.close();
   }

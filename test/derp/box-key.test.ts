@@ -3,13 +3,17 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { BoxKeyer } from '../../src-main/derp/box-key.js';
 import { boxBeforeNm, boxOpen, boxSeal, NONCE_LEN, secretboxOpen } from '../../src-main/protocol/naclbox.js';
-import { generateKeyPair } from '../../src-main/protocol/keys.js';
+import { generateKeyPair, publicKeyOf } from '../../src-main/protocol/keys.js';
 
-test('derp box key: the native X25519 path gives the same NaCl box key as protocol/naclbox', () => {
+test('derp box key: the native X25519 path gives the same public key and NaCl box key as protocol/keys and naclbox', () => {
   for (let i = 0; i < 20; i++) {
     const a = generateKeyPair();
     const b = generateKeyPair();
-    const shared = new BoxKeyer(a.privateKey).shared(b.publicKey);
+    const keyer = new BoxKeyer(a.privateKey);
+    assert.deepEqual(keyer.publicKey, a.publicKey);
+    const unclamped = new Uint8Array(randomBytes(32));
+    assert.deepEqual(new BoxKeyer(unclamped).publicKey, publicKeyOf(unclamped));
+    const shared = keyer.shared(b.publicKey);
     assert.ok(shared);
     assert.deepEqual(Buffer.from(shared), Buffer.from(boxBeforeNm(b.publicKey, a.privateKey)));
     // A box sealed by the other side with naclbox opens with it.

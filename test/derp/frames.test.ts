@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   encodeFrame, FrameReader, FrameType, MAX_FRAME_SIZE, parseClientInfo, parseForwardPacket, parseKeyAndPacket,
-  parsePeerGone, parsePing, parseServerInfo, parseServerKey, encodeServerKey,
+  parsePeerGone, parsePing, parseServerChallenge, parseServerInfo, parseServerKey, encodeServerKey, CHALLENGE_LEN,
 } from '../../src-main/derp/frames.js';
 import { parseClientInfoJson, parseServerInfoJson } from '../../src-main/derp/client-info.js';
 import { DerpProtocolError } from '../../src-main/derp/errors.js';
@@ -23,6 +23,20 @@ test('derp frames: reassembled from any split of the byte stream', () => {
   for (const byte of stream) r.push(Uint8Array.of(byte));
 });
 
+test('derp frames: the server-key frame carries an optional connection challenge', () => {
+  const key = new Uint8Array(randomBytes(32));
+  const challenge = new Uint8Array(randomBytes(CHALLENGE_LEN));
+  const [withIt] = new FrameReader().push(encodeServerKey(key, challenge));
+  assert.deepEqual(parseServerKey(withIt), key);
+  assert.deepEqual(parseServerChallenge(withIt), challenge);
+  const [without] = new FrameReader().push(encodeServerKey(key));
+  assert.equal(without.body.length, 40);
+  assert.equal(parseServerChallenge(without), null);
+  assert.deepEqual(parseClientInfoJson(Buffer.from('{"version":2,"challenge":"00ff","x":1}')), { version: 2, challenge: '00ff' });
+  assert.throws(() => parseClientInfoJson(Buffer.from('{"challenge":7}')), DerpProtocolError);
+  assert.throws(() => parseClientInfoJson(Buffer.from('{"challenge":"ZZ"}')), DerpProtocolError);
+});
+
 test('derp frames: a length above the maximum is rejected from the header alone', () => {
   const r = new FrameReader();
   const head = Buffer.alloc(5);
@@ -34,6 +48,7 @@ test('derp frames: a length above the maximum is rejected from the header alone'
 test('derp frames fuzz: random bytes and mutated frames only ever raise DerpProtocolError', () => {
   const parsers = [
     (f: Parameters<typeof parseServerKey>[0]) => parseServerKey(f),
+    parseServerChallenge,
     parseClientInfo,
     parseServerInfo,
     (f: Parameters<typeof parseServerKey>[0]) => parseKeyAndPacket(f, 'x'),

@@ -87,3 +87,35 @@ test('derp admit: an unknown node is refused with a clear reason; a known one ge
     await relay.close();
   }
 });
+
+test('derp admit: a connected node whose key stops being admitted is disconnected and cannot come back', async () => {
+  const allowed = new Set<string>();
+  const relay = await serveDerp({
+    listen: '127.0.0.1:0',
+    limits: { admitCacheMs: 150, admitNegativeCacheMs: 50 },
+    admit: async (key) => allowed.has(hex(key)),
+  });
+  const node = generateKeyPair();
+  allowed.add(hex(node.publicKey));
+  const other = generateKeyPair();
+  allowed.add(hex(other.publicKey));
+  const k = await connectClient(relay.url, { privateKey: node.privateKey, backoffMinMs: 20, backoffMaxMs: 50 });
+  const o = await connectClient(relay.url, { privateKey: other.privateKey });
+  try {
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(k.client.connected, 'still admitted: stays connected across revalidations');
+    allowed.delete(hex(node.publicKey)); // e.g. the coordination server expired its key
+    await until(() => !k.client.connected, 3000, 'the revoked node disconnected');
+    await until(() => relay.derp.stats().admitRefused >= 1, 3000, 'its reconnect refused');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(k.client.connected, false);
+    const s = relay.derp.stats();
+    assert.equal(s.admitRevoked, 1);
+    assert.equal(s.clients, 1, 'only the still-admitted node remains');
+    assert.ok(o.client.connected);
+  } finally {
+    await k.client.close();
+    await o.client.close();
+    await relay.close();
+  }
+});

@@ -414,6 +414,13 @@ export class Netlab {
     return h;
   }
 
+  /** A scratch directory removed with the lab (state dirs, sockets, files to transfer). */
+  tempDir(label: string): string {
+    const dir = mkdtempSync(join(tmpdir(), `${this.id}-${label}-`));
+    this.tempDirs.push(dir);
+    return dir;
+  }
+
   /** A host directly on the internet segment (a server, or a node with no NAT). */
   publicHost(o: Omit<HostOptions, 'lan'> = {}): Host {
     return this.host(o);

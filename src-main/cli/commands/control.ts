@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir, hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { OidcOptions } from '../../control/oidc.js';
 import { ControlServer } from '../../control/server.js';
 import { DEFAULT_SOCKET } from '../../engine/localapi-client.js';
 import { DEFAULT_PORT, type Node } from '../../engine/node.js';
@@ -12,10 +13,26 @@ interface ServeOptions {
   listen: string;
   derp: boolean;
   publicHost?: string;
+  oidcIssuer?: string;
+  oidcClientId?: string;
+  oidcClientSecret?: string;
+  oidcExternalUrl?: string;
+  requireApproval?: boolean;
+}
+
+/** SSO settings from the flags; the client secret preferably from PIERCE_OIDC_CLIENT_SECRET (flags show in `ps`). */
+function oidcOptions(o: ServeOptions): OidcOptions | undefined {
+  const clientSecret = o.oidcClientSecret ?? process.env.PIERCE_OIDC_CLIENT_SECRET;
+  if (!o.oidcIssuer) {
+    if (o.oidcClientId || o.oidcClientSecret || o.requireApproval) throw new Error('--oidc-client-id, --oidc-client-secret and --require-approval need --oidc-issuer');
+    return undefined;
+  }
+  if (!o.oidcClientId) throw new Error('--oidc-issuer needs --oidc-client-id');
+  return { issuer: o.oidcIssuer, clientId: o.oidcClientId, clientSecret, externalUrl: o.oidcExternalUrl };
 }
 
 async function serve(o: ServeOptions, handleSignals = true): Promise<ControlServer> {
-  const server = await ControlServer.start({ dataDir: o.dataDir, listen: o.listen, derp: o.derp, publicHost: o.publicHost });
+  const server = await ControlServer.start({ dataDir: o.dataDir, listen: o.listen, derp: o.derp, publicHost: o.publicHost, oidc: oidcOptions(o), requireApproval: o.requireApproval });
   if (handleSignals) {
     const stop = () => void server.close().then(() => process.exit(0));
     process.once('SIGINT', stop);
@@ -33,6 +50,11 @@ export function register(program: Command): void {
     .option('--listen <addr>', 'HOST:PORT to listen on', '0.0.0.0:8080')
     .option('--public-host <host>', 'host name nodes use to reach the embedded relay')
     .option('--no-derp', 'do not embed the DERP relay and STUN server')
+    .option('--oidc-issuer <url>', 'SSO: OpenID Connect issuer; nodes without an auth key log in through it')
+    .option('--oidc-client-id <id>', 'SSO: client id registered at the issuer (redirect URI <server URL>/oidc/callback)')
+    .option('--oidc-client-secret <secret>', 'SSO: client secret (better: env PIERCE_OIDC_CLIENT_SECRET)')
+    .option('--oidc-external-url <url>', 'SSO: URL browsers reach this server at, if not the listen address')
+    .option('--require-approval', 'SSO: nodes stay unauthorized until an admin approves them')
     .action(async (o: ServeOptions) => {
       await serve(o);
     });
