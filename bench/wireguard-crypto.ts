@@ -5,7 +5,7 @@
  * Prints medians of 5 runs and ratios against the node:crypto backend. The end-to-end
  * comparison against wireguard-go lives in the dataplane benchmark (bench/dataplane).
  */
-import { type AeadBackend, nobleAead, nodeAead } from '../src-main/wireguard/aead.js';
+import { type AeadBackend, nobleAead, nodeAead, sodiumAead } from '../src-main/wireguard/aead.js';
 import type { Bind, BindEndpoint, ReceivedDatagram } from '../src-main/wireguard/bind.js';
 import { Device } from '../src-main/wireguard/device.js';
 import type { TunDevice } from '../src-main/wireguard/tun.js';
@@ -104,7 +104,8 @@ async function deviceMbps(aead: AeadBackend, size: number): Promise<number> {
 }
 
 const rows: string[][] = [];
-const backends = [nodeAead(), nobleAead()];
+const sodium = sodiumAead();
+const backends = [nodeAead(), nobleAead(), ...(sodium ? [sodium] : [])];
 for (const size of [64, 1420]) {
   for (const op of ['seal', 'open'] as const) {
     const base = median(Array.from({ length: RUNS }, () => sealOpenMBps(backends[0], size, op)));

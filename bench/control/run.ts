@@ -22,7 +22,8 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnWorker } from '../../native/spawn-worker.js';
 import type { WorkerInit } from './client-worker.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -131,7 +132,7 @@ class Clients {
 
   constructor(init: Omit<WorkerInit, 'nodes'>, nodes: WorkerInit['nodes']) {
     this.workers = Array.from({ length: WORKERS }, (_, w) => {
-      const worker = new Worker(new URL('./client-worker.ts', import.meta.url), { workerData: { ...init, nodes: nodes.filter((_, i) => i % WORKERS === w) } satisfies WorkerInit, execArgv: ['--import', 'tsx'] });
+      const worker = spawnWorker(new URL('./client-worker.ts', import.meta.url), { ...init, nodes: nodes.filter((_, i) => i % WORKERS === w) } satisfies WorkerInit);
       this.pending.set(worker, []);
       worker.on('message', (m: Record<string, unknown>) => {
         if (m.cmd === 'seen') return this.onSeen(m.endpoint as string, m.at as number[]);

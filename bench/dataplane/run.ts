@@ -1,7 +1,7 @@
 /**
  * Dataplane benchmark: iperf3 TCP over a WireGuard tunnel between two network namespaces,
  * three pairings measured in the same run — wireguard-go<->wireguard-go (the reference),
- * Pierce->wireguard-go and Pierce<->Pierce — once per transport AEAD backend (node, noble).
+ * Pierce->wireguard-go and Pierce<->Pierce — once per transport AEAD backend (sodium, node, noble).
  * Side A sends, side B receives. Prints the median Mbit/s over --runs runs of --seconds each,
  * the ratio to wireguard-go, the peak RSS of each WireGuard process and the CPU time each
  * spent per GB carried (user + system, all threads; on a shared, loaded machine this moves far
@@ -18,12 +18,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { B_TUNNEL, Lab, newKeys, requireTools, waitFor, type Managed, type Side } from '../../test/wireguard-interop/harness.js';
 import { idlePercent, topSelfTime } from './cpuprofile.js';
+import { AEAD_NAMES, type AeadName } from '../../src-main/wireguard/aead.js';
 
 const { values: opt } = parseArgs({
   options: {
     runs: { type: 'string', default: process.env.BENCH_RUNS ?? '3' },
     seconds: { type: 'string', default: process.env.BENCH_SECONDS ?? '10' },
-    aead: { type: 'string', default: process.env.BENCH_AEAD ?? 'node,noble' },
+    aead: { type: 'string', default: process.env.BENCH_AEAD ?? AEAD_NAMES.join(',') },
     profile: { type: 'boolean', default: process.env.BENCH_PROFILE === '1' },
     'tun-writer': { type: 'string', default: process.env.BENCH_TUN_WRITER ?? 'direct' },
   },
@@ -31,7 +32,8 @@ const { values: opt } = parseArgs({
 const RUNS = Number(opt.runs);
 const SECONDS = Number(opt.seconds);
 const PROFILE = opt.profile;
-const BACKENDS = opt.aead.split(',') as Array<'node' | 'noble'>;
+const BACKENDS = opt.aead.split(',') as AeadName[];
+for (const b of BACKENDS) if (!AEAD_NAMES.includes(b)) throw new Error(`--aead: unknown backend "${b}" (known: ${AEAD_NAMES.join(', ')})`);
 /** Passed to every Pierce as --tun-writer (direct: main thread; worker: writer thread). */
 const TUN_WRITER = opt['tun-writer'];
 /** Profile entries printed with --profile. */
@@ -101,7 +103,7 @@ async function iperf(lab: Lab, a: Managed, b: Managed): Promise<Sample> {
   }
 }
 
-async function measure(pairing: Pairing, aead: 'node' | 'noble', profileDir?: string): Promise<Sample> {
+async function measure(pairing: Pairing, aead: AeadName, profileDir?: string): Promise<Sample> {
   const lab = await Lab.create();
   try {
     const a: Side = { keys: newKeys(), knowsEndpoint: true };

@@ -5,18 +5,15 @@
  * then idles until stdin closes or says `quit`.
  */
 import { createInterface } from 'node:readline';
-import { generateKeyPairSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DerpClient } from '../../src-main/derp/client.js';
 
 const [url, countArg, concurrencyArg] = process.argv.slice(2);
 const count = Number(countArg);
 const concurrency = Number(concurrencyArg ?? 64);
 
-/** A raw X25519 private key from Node's native generator (the pure-JS one is slower by ~10x). */
-function privateKey(): Uint8Array {
-  const jwk = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' });
-  return new Uint8Array(Buffer.from(jwk.d!, 'base64url'));
-}
+/** Any 32 random bytes are an X25519 private key (RFC 7748 §5: clamped when used). */
+const privateKey = (): Uint8Array => new Uint8Array(randomBytes(32));
 
 const clients: DerpClient[] = [];
 let next = 0;

@@ -13,7 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { DerpClient } from '../../src-main/derp/client.js';
@@ -24,6 +24,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const SIZE = Number(process.env.BENCH_SIZE ?? 1200);
 const IDLE = Number(process.env.BENCH_IDLE ?? 10_000);
 const RTT_SAMPLES = Number(process.env.BENCH_RTT_SAMPLES ?? 2000);
+/** BENCH_PROFILE=DIR: the relay of the throughput and latency runs writes a V8 CPU profile to DIR. */
+const PROFILE = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
 const PAIRS = [1, 16];
 /** Idle clients per client process: with the relay's side that is two fds per client, kept far below `ulimit -n`. */
 const IDLE_PER_PROCESS = 2500;
@@ -154,7 +156,9 @@ async function tcpFlow(forwardPort: number): Promise<Flow> {
       let running = true;
       const pump = () => {
         if (!running) return;
+        tx.cork(); // one writev per batch, as the DERP client does
         while (tx.writableLength < 1024 * 1024) tx.write(pkt);
+        tx.uncork();
         tx.once('drain', pump);
       };
       pump();
@@ -184,16 +188,27 @@ async function measure(flows: Flow[]): Promise<number> {
   return (after - before) / dt;
 }
 
-async function throughput(make: () => Promise<Flow>, pairs: number): Promise<number> {
-  const flows: Flow[] = [];
-  for (let i = 0; i < pairs; i++) flows.push(await make());
-  const rates: number[] = [];
-  try {
-    for (let r = 0; r < RUNS; r++) rates.push(await measure(flows));
-  } finally {
-    await Promise.all(flows.map((f) => f.close()));
+/**
+ * Median packets/s of the DERP flows and of the TCP flows, measured alternately (DERP,
+ * TCP, DERP, …) so that load from elsewhere on the machine hits both alike.
+ */
+async function throughput(url: string, forwardPort: number, pairs: number): Promise<{ derp: number; tcp: number }> {
+  const derp: Flow[] = [];
+  const tcp: Flow[] = [];
+  for (let i = 0; i < pairs; i++) {
+    derp.push(await derpFlow(url));
+    tcp.push(await tcpFlow(forwardPort));
   }
-  return median(rates);
+  const rates = { derp: [] as number[], tcp: [] as number[] };
+  try {
+    for (let r = 0; r < RUNS; r++) {
+      rates.derp.push(await measure(derp));
+      rates.tcp.push(await measure(tcp));
+    }
+  } finally {
+    await Promise.all([...derp, ...tcp].map((f) => f.close()));
+  }
+  return { derp: median(rates.derp), tcp: median(rates.tcp) };
 }
 
 // ---- latency ----
@@ -272,7 +287,7 @@ async function tcpForwardRtt(forwardPort: number): Promise<number[]> {
 
 /** A fresh relay (so earlier bulk traffic does not inflate its baseline), then IDLE clients. */
 async function idleRss(): Promise<{ before: number; after: number; connectMs: number; connected: number; heapBefore: number; heapAfter: number }> {
-  const relay = Child.start('server-proc.ts', ['derp'], ['--expose-gc']);
+  const relay = Child.start('server-proc.ts', ['derp'], ['--expose-gc', ...PROFILE]);
   const url = String(((await relay.next()).ready as { url: string }).url);
   const m0 = await relay.call('rss');
   const t0 = performance.now();
@@ -306,19 +321,21 @@ async function relayDrops(relay: Child): Promise<number> {
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const mbit = (pps: number) => (pps * SIZE * 8) / 1e6;
 
-const relay = Child.start('server-proc.ts', ['derp'], ['--expose-gc']);
+const relay = Child.start('server-proc.ts', ['derp'], ['--expose-gc', ...PROFILE]);
 const ref = Child.start('server-proc.ts', ['tcp']);
 try {
   const url = String(((await relay.next()).ready as { url: string }).url);
   const { echoPort, forwardPort } = (await ref.next()).ready as { echoPort: number; forwardPort: number };
-  process.stdout.write(`bench/derp: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}, ${SIZE}-byte packets, median of ${RUNS} × ${SECONDS} s; relay and reference in their own processes, clients in this one\n\n`);
+  process.stdout.write(
+    `bench/derp: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg()[0].toFixed(1)} at start, Node ${process.version}, ` +
+      `${SIZE}-byte packets, median of ${RUNS} × ${SECONDS} s; relay and reference in their own processes, clients in this one\n\n`,
+  );
 
   const rows: string[][] = [];
   for (const pairs of PAIRS) {
     const drops0 = await relayDrops(relay);
-    const derp = await throughput(() => derpFlow(url), pairs);
+    const { derp, tcp } = await throughput(url, forwardPort, pairs);
     const drops = (await relayDrops(relay)) - drops0;
-    const tcp = await throughput(() => tcpFlow(forwardPort), pairs);
     rows.push([`${pairs} pair${pairs > 1 ? 's' : ''}`, fmt(derp), fmt(mbit(derp)), fmt(tcp), fmt(mbit(tcp)), `${fmt((100 * derp) / tcp, 1)} %`, fmt(drops)]);
   }
   const head = ['throughput', 'DERP pkt/s', 'DERP Mbit/s', 'TCP fwd pkt/s', 'TCP fwd Mbit/s', 'DERP / TCP', 'relay queue drops'];
@@ -336,6 +353,13 @@ try {
     ['added by DERP vs echo', fmt((pct(rDerp, 50) - pct(rEcho, 50)) * 1000), fmt((pct(rDerp, 99) - pct(rEcho, 99)) * 1000)],
   ]);
 
+  if (IDLE > 0) await printIdle();
+  process.stdout.write(`load average ${loadavg()[0].toFixed(1)} at the end (other work on this machine skews every number above)\n`);
+} finally {
+  await Promise.all([relay.stop(), ref.stop()]);
+}
+
+async function printIdle(): Promise<void> {
   const idle = await idleRss();
   const perClient = (idle.after - idle.before) / idle.connected;
   printTable(['idle clients', 'value'], [
@@ -345,8 +369,6 @@ try {
     ['relay RSS per idle client', `${fmt(perClient / 1024, 1)} KiB`],
     ['relay JS heap per idle client', `${fmt((idle.heapAfter - idle.heapBefore) / idle.connected / 1024, 1)} KiB`],
   ]);
-} finally {
-  await Promise.all([relay.stop(), ref.stop()]);
 }
 
 function printTable(head: string[], rows: string[][]): void {

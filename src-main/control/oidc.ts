@@ -168,7 +168,13 @@ export class OidcLogins {
 
   /** Starts (or restarts) the login of one machine; returns the URL for the user's browser. */
   start(request: LoginRequest): string {
-    this.drop(this.byMachine.get(request.machineKey));
+    const old = this.byMachine.get(request.machineKey);
+    if (old) {
+      // A callback of the old login that is mid-exchange must not register the machine afterwards.
+      old.phase = 'failed';
+      old.error = new LoginError(409, 'this login was replaced by a newer login of the same device');
+      this.drop(old);
+    }
     if (this.byId.size >= MAX_PENDING_LOGINS) throw new LoginError(429, 'too many logins in progress; try again later');
     const id = randomBytes(16).toString('base64url');
     const login: Login = { id, request, phase: 'new', expires: Date.now() + this.timeoutMs, timer: setTimeout(() => this.expire(login), this.timeoutMs) };

@@ -12,6 +12,8 @@ const CLOSE_GRACE_MS = 1000;
 export interface ConnLimits {
   /** Frames waiting while the socket is above its high-water mark; beyond this the oldest is dropped. */
   maxQueuedFrames: number;
+  /** The same bound in bytes, so a queue of maximal (64 KiB) packets stays small too. */
+  maxQueuedBytes: number;
   /** Bytes the socket may buffer before frames wait in the queue. */
   highWaterBytes: number;
   /** Per-client send rate (bytes/s) and burst; 0 disables. */
@@ -28,9 +30,12 @@ export class ClientConn {
   dropsQueueFull = 0;
   closed = false;
   private queue: Buffer[] = [];
+  /** Bytes in `queue`. */
+  queuedBytes = 0;
   private readonly bucket: TokenBucket | null;
   private keepAlive: NodeJS.Timeout | null = null;
   private resumeTimer: NodeJS.Timeout | null = null;
+  private corked = false;
   onRateLimited: () => void = () => {};
 
   constructor(
@@ -49,19 +54,33 @@ export class ClientConn {
   write(frame: Buffer): void {
     if (this.closed) return;
     if (this.queue.length === 0 && this.stream.writableLength < this.limits.highWaterBytes) {
+      // Frames written in one tick (one read from a busy sender) leave in one writev.
+      if (!this.corked) {
+        this.corked = true;
+        this.stream.cork();
+        process.nextTick(this.uncork);
+      }
       this.stream.write(frame);
       return;
     }
     this.queue.push(frame);
-    if (this.queue.length > this.limits.maxQueuedFrames) {
-      this.queue.shift();
+    this.queuedBytes += frame.length;
+    while (this.queue.length > this.limits.maxQueuedFrames || (this.queuedBytes > this.limits.maxQueuedBytes && this.queue.length > 1)) {
+      this.queuedBytes -= this.queue.shift()!.length;
       this.dropsQueueFull++;
     }
   }
 
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.stream.uncork();
+  };
+
   private flush(): void {
     while (this.queue.length && this.stream.writableLength < this.limits.highWaterBytes) {
-      this.stream.write(this.queue.shift()!);
+      const f = this.queue.shift()!;
+      this.queuedBytes -= f.length;
+      this.stream.write(f);
     }
   }
 
@@ -107,6 +126,7 @@ export class ClientConn {
     if (this.keepAlive) clearTimeout(this.keepAlive);
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.queue = [];
+    this.queuedBytes = 0;
     return true;
   }
 }

@@ -36,6 +36,7 @@ export interface DerpLimits extends ConnLimits {
 
 export const DEFAULT_LIMITS: DerpLimits = {
   maxQueuedFrames: 256,
+  maxQueuedBytes: 512 * 1024,
   highWaterBytes: 256 * 1024,
   bytesPerSecond: 0,
   bytesBurst: 1024 * 1024,
@@ -72,6 +73,8 @@ export interface DerpStats {
   bytesForwarded: number;
   packetsForwardedToMesh: number;
   dropsQueueFull: number;
+  /** Bytes waiting in per-client queues now (beyond what the sockets buffer). */
+  queuedBytes: number;
   dropsNoDestination: number;
   rateLimited: number;
   acceptRefused: number;
@@ -426,7 +429,11 @@ export class DerpServer {
 
   stats(): DerpStats {
     let dropsQueueFull = this.counters.dropsQueueFullClosed;
-    for (const c of this.clients.values()) dropsQueueFull += c.dropsQueueFull;
+    let queuedBytes = 0;
+    for (const c of this.clients.values()) {
+      dropsQueueFull += c.dropsQueueFull;
+      queuedBytes += c.queuedBytes;
+    }
     return {
       clients: [...this.clients.values()].filter((c) => !c.isMesh).length,
       meshPeersConnected: this.meshPeers.filter((p) => p.connected).length,
@@ -435,6 +442,7 @@ export class DerpServer {
       bytesForwarded: this.counters.bytesForwarded,
       packetsForwardedToMesh: this.counters.packetsForwardedToMesh,
       dropsQueueFull,
+      queuedBytes,
       dropsNoDestination: this.counters.dropsNoDestination,
       rateLimited: this.counters.rateLimited,
       acceptRefused: this.counters.acceptRefused,

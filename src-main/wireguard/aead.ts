@@ -6,11 +6,16 @@
  * selectAead() picks one after a known-answer self-test, so a broken or missing native
  * cipher is never used.
  */
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { type KeyObject, createCipheriv, createDecipheriv, createSecretKey, getCiphers } from 'node:crypto';
+import { nobleAead } from './aead-noble.js';
+import { sodiumAead } from './aead-sodium.js';
 import { AEAD_TAG_LEN, writeCounter } from './crypto.js';
 
-export type AeadName = 'node' | 'noble';
+export { nobleAead } from './aead-noble.js';
+export { sodiumAead } from './aead-sodium.js';
+
+export const AEAD_NAMES = ['sodium', 'node', 'noble'] as const;
+export type AeadName = (typeof AEAD_NAMES)[number];
 
 /** A key prepared for repeated use by one backend. */
 export interface AeadKey {
@@ -62,30 +67,6 @@ export function nodeAead(): AeadBackend {
   };
 }
 
-/** Pure-JS @noble/ciphers; encrypts straight into the caller's buffer. */
-export function nobleAead(): AeadBackend {
-  const nonce = new Uint8Array(12);
-  return {
-    name: 'noble',
-    importKey: (raw) => ({ raw: raw.slice() }),
-    seal(key, counter, plain, out, outOff) {
-      writeCounter(nonce, 4, counter);
-      chacha20poly1305(key.raw, nonce).encrypt(plain, out.subarray(outOff, outOff + plain.length + AEAD_TAG_LEN));
-    },
-    open(key, counter, sealed, out, outOff) {
-      const n = sealed.length - AEAD_TAG_LEN;
-      if (n < 0) return -1;
-      writeCounter(nonce, 4, counter);
-      try {
-        chacha20poly1305(key.raw, nonce).decrypt(sealed, out.subarray(outOff, outOff + n));
-      } catch {
-        return -1;
-      }
-      return n;
-    },
-  };
-}
-
 /**
  * Known answer in WireGuard's nonce layout (RFC 8439 §2.8.2's key bytes and plaintext, counter
  * 0x123456789a, no AAD); the tag was computed with both backends, and the tests check each
@@ -114,16 +95,25 @@ export function aeadSelfTest(b: AeadBackend): boolean {
   }
 }
 
+const BACKENDS: Record<AeadName, () => AeadBackend | undefined> = {
+  sodium: sodiumAead,
+  node: () => (getCiphers().includes(ALGO) ? nodeAead() : undefined),
+  noble: nobleAead,
+};
+
+/** Preference order when none is given: fastest first (bench/wireguard-crypto.ts measures them). */
+const DEFAULT_ORDER: AeadName[] = ['sodium', 'node', 'noble'];
+
 /**
- * Picks the transport AEAD: node:crypto when it offers chacha20-poly1305 and passes the
- * self-test, else @noble (which must pass it too). `preference: 'noble'` forces @noble.
+ * Picks the transport AEAD: the preferred backend (else each in DEFAULT_ORDER) that is
+ * available here and passes the self-test; @noble, which runs everywhere, is the last resort.
  */
 export function selectAead(preference?: AeadName): AeadBackend {
-  if (preference !== 'noble' && getCiphers().includes(ALGO)) {
-    const native = nodeAead();
-    if (aeadSelfTest(native)) return native;
+  for (const name of preference ? [preference] : DEFAULT_ORDER) {
+    const b = BACKENDS[name]();
+    if (b && aeadSelfTest(b)) return b;
   }
   const noble = nobleAead();
-  if (!aeadSelfTest(noble)) throw new Error('ChaCha20-Poly1305 self-test failed for both node:crypto and @noble/ciphers');
+  if (!aeadSelfTest(noble)) throw new Error('ChaCha20-Poly1305 self-test failed for every backend, @noble/ciphers included');
   return noble;
 }

@@ -24,6 +24,8 @@ export interface UdpBindOptions {
   ipv6?: boolean;
   /** Send batches with sendmmsg(2) where available (default true); false always uses node:dgram. */
   sendmmsg?: boolean;
+  /** With sendmmsg, coalesce equal-sized datagrams with UDP GSO (default true). */
+  gso?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -159,9 +161,10 @@ export class UdpBind implements Bind {
       }
     }
     this._port = port;
-    if (this.o.sendmmsg !== false && !process.env.H14_NO_MMSG) {
-      this.fast4 = this.v4 && SendmmsgSender.create(socketFd(this.v4) ?? -1);
-      this.fast6 = this.v6 && SendmmsgSender.create(socketFd(this.v6) ?? -1);
+    if (this.o.sendmmsg !== false) {
+      const gso = this.o.gso;
+      this.fast4 = this.v4 && SendmmsgSender.create(socketFd(this.v4) ?? -1, { gso });
+      this.fast6 = this.v6 && SendmmsgSender.create(socketFd(this.v6) ?? -1, { gso });
     }
   }
 

@@ -1,6 +1,7 @@
 // SSO login against a real OpenID Connect provider (oidc-provider on loopback) driven
 // over HTTP with a small cookie-keeping "browser": no mocks on either side.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -221,10 +222,12 @@ async function until(cond: () => boolean, what: string, ms = 5000): Promise<void
 const rejectsWith = (p: Promise<unknown>, status: number, message: RegExp) => assert.rejects(p, (e: unknown) => e instanceof ControlError && e.status === status && message.test(e.message));
 
 test('oidc: a node logs in through the provider, is registered as the email user, and streams', async (t) => {
-  const { server, node, admin } = await setup(t);
+  const { server, idp, node, admin } = await setup(t);
   const a = node('laptop');
-  await assert.rejects(a.client.register(a.req), (e: unknown) => e instanceof LoginRequiredError && e.status === 401 && e.authUrl.startsWith(`${server.url}/login/`));
+  let replaced = '';
+  await assert.rejects(a.client.register(a.req), (e: unknown) => e instanceof LoginRequiredError && e.status === 401 && (replaced = e.authUrl).startsWith(`${server.url}/login/`));
   const authUrl = await authUrlOf(a.client, a.req);
+  assert.equal((await new Browser().get(replaced)).status, 404, 'registering again replaces the machine\'s previous login link');
   assert.match(authUrl, new RegExp(`^${server.url}/login/[A-Za-z0-9_-]{22}$`));
   const waiting = a.client.waitForLogin();
 
@@ -263,6 +266,18 @@ test('oidc: a node logs in through the provider, is registered as the email user
   assert.equal(nmB.peers.find((p) => p.id === self.id)?.user, 'alice@example.com');
   const audit = (await admin('GET', '/api/audit')).json.audit as { actor: string; action: string }[];
   assert.ok(audit.some((e) => e.actor === 'oidc:alice@example.com' && e.action === 'node.register'));
+
+  // An expired node logs in again (here as another user): same id and addresses, fresh expiry.
+  assert.equal((await admin('POST', `/api/nodes/${self.id}/expire`)).status, 200);
+  const relogin = await authUrlOf(a.client, a.req);
+  const again = a.client.waitForLogin();
+  idp.account = 'carol';
+  assert.equal((await new Browser().follow(relogin)).status, 200);
+  const renewed = await again;
+  assert.equal(renewed.id, self.id);
+  assert.deepEqual(renewed.addresses, self.addresses);
+  assert.equal(renewed.user, 'carol@example.com');
+  assert.ok(Date.parse(renewed.keyExpiry!) > Date.now() + 24 * 3600_000);
 });
 
 test('oidc: a callback whose state differs from the login is refused and the node is told', async (t) => {
@@ -442,4 +457,49 @@ test('oidc: a non-https issuer is refused at start; an unreachable provider gets
     assert.equal(r.status, 502, 'discovery failed; the link is not used up');
     assert.match(r.body, /cannot reach/);
   }
+});
+
+test('oidc: tags the logged-in user may not apply (tagOwners) refuse the login', async (t) => {
+  const { node } = await setup(t);
+  const a = node('a');
+  const authUrl = await authUrlOf(a.client, { ...a.req, tags: ['tag:server'] });
+  const failed = rejectsWith(a.client.waitForLogin(), 403, /alice@example\.com may not apply tag:server/);
+  const page = await new Browser().follow(authUrl);
+  assert.equal(page.status, 403);
+  assert.match(page.body, /may not apply tag:server/);
+  await failed;
+});
+
+test('oidc: `pierce control serve --oidc-*` takes the client secret from PIERCE_OIDC_CLIENT_SECRET and logs nodes in', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pierce-oidc-'));
+  const idp = await TestIdp.listen();
+  const bin = new URL('../../bin/pierce.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, 'control', 'serve', '--data-dir', dir, '--listen', '127.0.0.1:0', '--no-derp', '--oidc-issuer', idp.issuer, '--oidc-client-id', CLIENT_ID], {
+    env: { ...process.env, PIERCE_OIDC_CLIENT_SECRET: CLIENT_SECRET },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.after(async () => {
+    child.kill('SIGTERM');
+    if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+    await idp.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let log = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      log += d.toString();
+      const m = /listening on (http:\/\/\S+?) /.exec(log);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`pierce control serve exited (${code}): ${log}`)));
+  });
+  assert.match(log, new RegExp(`register the redirect URI ${url}/oidc/callback`));
+  idp.configure(`${url}/oidc/callback`);
+  const client = new ControlClient(url, generateKeyPair());
+  t.after(() => client.close());
+  const authUrl = await authUrlOf(client, { nodeKey: encodeKey('nodekey', generateKeyPair().publicKey), discoKey: encodeKey('discokey', generateKeyPair().publicKey), hostname: 'cli' });
+  const waiting = client.waitForLogin();
+  const done = await new Browser().follow(authUrl);
+  assert.equal(done.status, 200, done.body);
+  assert.equal((await waiting).user, 'alice@example.com');
 });

@@ -48,9 +48,10 @@ function clientInfoFrame(c: Awaited<ReturnType<typeof rawConn>>, me = generateKe
 
 async function handshake(port: number) {
   const c = await rawConn(port);
-  c.sock.write(clientInfoFrame(c));
+  const me = generateKeyPair();
+  c.sock.write(clientInfoFrame(c, me));
   await until(() => c.frames.some((f) => f.type === FrameType.ServerInfo), 3000, 'server info');
-  return c;
+  return { ...c, me };
 }
 
 test('derp robustness: malformed frames, oversized lengths and bad handshakes close only that connection', async () => {
@@ -166,6 +167,37 @@ test('derp fuzz: random and mutated frames from many connections, raw and over W
   } finally {
     await a.client.close();
     await b.client.close();
+    await relay.close();
+  }
+});
+
+test('derp robustness: a client that stops reading costs the relay a bounded queue, and drops are counted', async () => {
+  const maxQueuedBytes = 256 * 1024;
+  const relay = await serveDerp({ listen: '127.0.0.1:0', limits: { maxQueuedBytes } });
+  const sender = await connectClient(relay.url);
+  const a = await connectClient(relay.url);
+  const b = await connectClient(relay.url);
+  const stuck = await handshake(relay.port);
+  const stuckKey = stuck.me.publicKey;
+  stuck.sock.pause(); // reads nothing more: the kernel buffers fill, then the relay's queue
+  const big = Buffer.alloc(65536, 1);
+  try {
+    let offered = 0;
+    let maxSeen = 0;
+    while (relay.derp.stats().dropsQueueFull < 50 && offered < 200 * 2 ** 20) {
+      for (let i = 0; i < 16; i++) if (sender.client.send(stuckKey, big)) offered += big.length;
+      await new Promise((r) => setTimeout(r, 1));
+      maxSeen = Math.max(maxSeen, relay.derp.stats().queuedBytes);
+    }
+    const s = relay.derp.stats();
+    assert.ok(s.dropsQueueFull >= 50, `the relay dropped instead of buffering (offered ${offered} bytes, ${s.dropsQueueFull} drops)`);
+    assert.ok(maxSeen <= maxQueuedBytes, `queued ${maxSeen} bytes, bound ${maxQueuedBytes}`);
+    a.client.send(b.keys.publicKey, Buffer.from('others unaffected'));
+    await b.waitFor(1);
+    assert.equal(b.inbox[0].data.toString(), 'others unaffected');
+  } finally {
+    stuck.sock.destroy();
+    await Promise.all([sender.client.close(), a.client.close(), b.client.close()]);
     await relay.close();
   }
 });

@@ -4,6 +4,9 @@
  *   send HOST PORT FILE     connect (retrying while refused, up to 30 s), stream FILE, print "SENT <bytes> <sha256>"
  *   listen HOST PORT        accept connections and close them at once (a reachable TCP service)
  *   connect HOST PORT MS    exit 0 if a connection is established within MS, else 1
+ *   connect-many - LIST MS  try every HOST:PORT in the comma-separated LIST at once; print
+ *                           "OK HOST:PORT" or "FAIL HOST:PORT" for each (one process, so a
+ *                           loaded machine's process start-up never eats the timeout)
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -38,6 +41,27 @@ if (mode === 'recv') {
     process.exit(0);
   });
   sock.on('error', () => process.exit(1));
+} else if (mode === 'connect-many') {
+  const targets = portText.split(',');
+  const ms = Number(arg);
+  void Promise.all(
+    targets.map(
+      (t) =>
+        new Promise<void>((resolve) => {
+          const i = t.lastIndexOf(':');
+          const sock = connect({ host: t.slice(0, i), port: Number(t.slice(i + 1)) });
+          const done = (ok: boolean) => {
+            clearTimeout(timer);
+            sock.destroy();
+            process.stdout.write(`${ok ? 'OK' : 'FAIL'} ${t}\n`);
+            resolve();
+          };
+          const timer = setTimeout(() => done(false), ms);
+          sock.once('connect', () => done(true));
+          sock.once('error', () => done(false));
+        }),
+    ),
+  ).then(() => process.exit(0));
 } else if (mode === 'send') {
   const deadline = Date.now() + 30_000;
   const attempt = () => {

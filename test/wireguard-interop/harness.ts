@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type WgStatus, fetchStatus } from '../../src-main/cli/wg-status.js';
 import { generateKeyPair, keyToBase64 } from '../../src-main/protocol/keys.js';
+import type { AeadName } from '../../src-main/wireguard/aead.js';
 
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -146,7 +147,7 @@ export class Lab {
   }
 
   /** `pierce wg up` on side A (or B when `onB`), resolving once it reports the interface up. */
-  async pierce(self: Side, peer: Side, o: { onB?: boolean; env?: NodeJS.ProcessEnv; aead?: 'node' | 'noble'; nodeArgs?: string[]; args?: string[] } = {}): Promise<Managed & { tun: string }> {
+  async pierce(self: Side, peer: Side, o: { onB?: boolean; env?: NodeJS.ProcessEnv; aead?: AeadName; nodeArgs?: string[]; args?: string[] } = {}): Promise<Managed & { tun: string }> {
     const onB = o.onB ?? false;
     const tun = `pw${this.id}${onB ? 'q' : 'p'}`;
     const file = join(this.dir, `${tun}.conf`);

@@ -5,7 +5,7 @@ import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
-import { aeadSelfTest, nobleAead, nodeAead, selectAead } from '../../src-main/wireguard/aead.js';
+import { type AeadBackend, aeadSelfTest, nobleAead, nodeAead, selectAead, sodiumAead } from '../../src-main/wireguard/aead.js';
 import { hash, hmacBlake2s, kdf, mac, xaeadOpen, xaeadSeal } from '../../src-main/wireguard/crypto.js';
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s.replace(/[\s:]/g, ''), 'hex'));
@@ -92,31 +92,57 @@ test('X25519 matches RFC 7748 §6.1', () => {
   assert.equal(toHex(x25519.getSharedSecret(bob, x25519.getPublicKey(alice))), k);
 });
 
-test('both transport AEAD backends pass the self-test and produce identical output', () => {
-  const node = nodeAead();
-  const noble = nobleAead();
-  assert.ok(aeadSelfTest(node));
-  assert.ok(aeadSelfTest(noble));
-  for (let i = 0; i < 50; i++) {
+/** Every transport AEAD backend; libsodium is a Debian package here, so its absence fails the test. */
+function allBackends(): AeadBackend[] {
+  const sodium = sodiumAead();
+  assert.ok(sodium, 'libsodium cannot be loaded: install the Debian package libsodium23');
+  return [nodeAead(), nobleAead(), sodium];
+}
+
+test('every transport AEAD backend passes the self-test and matches OpenSSL on random input', () => {
+  const [node, ...others] = allBackends();
+  for (const be of [node, ...others]) assert.ok(aeadSelfTest(be), be.name);
+  for (let i = 0; i < 100; i++) {
     const key = crypto.getRandomValues(new Uint8Array(32));
-    const plain = crypto.getRandomValues(new Uint8Array(Math.floor(Math.random() * 1500)));
+    // Lengths 0..1500 cover empty keepalives, unpadded tails and full-MTU packets.
+    const plain = crypto.getRandomValues(new Uint8Array(i < 20 ? i : Math.floor(Math.random() * 1500)));
     const counter = Math.floor(Math.random() * 2 ** 40);
-    const a = new Uint8Array(plain.length + 16);
-    const b = new Uint8Array(plain.length + 16);
-    node.seal(node.importKey(key), counter, plain, a, 0);
-    noble.seal(noble.importKey(key), counter, plain, b, 0);
-    assert.deepEqual(a, b);
-    for (const be of [node, noble]) {
+    const ref = new Uint8Array(plain.length + 16);
+    node.seal(node.importKey(key), counter, plain, ref, 0);
+    for (const be of others) {
+      const b = new Uint8Array(plain.length + 16);
+      be.seal(be.importKey(key), counter, plain, b, 0);
+      assert.deepEqual(b, ref, `${be.name} seal, ${plain.length} bytes`);
+    }
+    for (const be of [node, ...others]) {
       const back = new Uint8Array(plain.length);
-      assert.equal(be.open(be.importKey(key), counter, a, back, 0), plain.length);
+      assert.equal(be.open(be.importKey(key), counter, ref, back, 0), plain.length);
       assert.deepEqual(back, plain);
-      assert.equal(be.open(be.importKey(key), counter + 1, a, back, 0), -1, `${be.name} accepted a wrong nonce`);
+      assert.equal(be.open(be.importKey(key), counter + 1, ref, back, 0), -1, `${be.name} accepted a wrong nonce`);
     }
   }
 });
 
+test('a forged or truncated message opens to -1 and never releases plaintext', () => {
+  for (const be of allBackends()) {
+    const key = be.importKey(crypto.getRandomValues(new Uint8Array(32)));
+    const plain = crypto.getRandomValues(new Uint8Array(200));
+    const sealed = new Uint8Array(216);
+    be.seal(key, 9, plain, sealed, 0);
+    for (const flip of [0, 100, 199, 200, 215]) {
+      const bad = sealed.slice();
+      bad[flip] ^= 0x40;
+      const out = new Uint8Array(200).fill(0xee);
+      assert.equal(be.open(key, 9, bad, out, 0), -1, `${be.name}: byte ${flip} flipped`);
+      // Untouched, or wiped (libsodium zeroes the output on failure).
+      assert.ok(out.every((b) => b === 0xee) || out.every((b) => b === 0), `${be.name} wrote unauthenticated plaintext`);
+    }
+    assert.equal(be.open(key, 9, sealed.subarray(0, 15), new Uint8Array(0), 0), -1, `${be.name}: shorter than a tag`);
+  }
+});
+
 test('sealing and opening work in place (header-prefixed datagram buffers)', () => {
-  for (const be of [nodeAead(), nobleAead()]) {
+  for (const be of allBackends()) {
     const key = be.importKey(crypto.getRandomValues(new Uint8Array(32)));
     const plain = crypto.getRandomValues(new Uint8Array(100));
     const buf = new Uint8Array(16 + 100 + 16);
@@ -130,8 +156,9 @@ test('sealing and opening work in place (header-prefixed datagram buffers)', () 
   }
 });
 
-test('selectAead prefers node:crypto here, honours "noble", and reports its choice', () => {
-  assert.equal(selectAead().name, 'node');
+test('selectAead prefers libsodium here, then node:crypto, honours a preference, and reports its choice', () => {
+  assert.equal(selectAead().name, 'sodium');
+  assert.equal(selectAead('sodium').name, 'sodium');
   assert.equal(selectAead('node').name, 'node');
   assert.equal(selectAead('noble').name, 'noble');
 });

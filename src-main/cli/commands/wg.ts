@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { createTun } from '../../../native/index.js';
 import { keyToBase64 } from '../../protocol/keys.js';
-import { type AeadName, selectAead } from '../../wireguard/aead.js';
+import { AEAD_NAMES, type AeadName, selectAead } from '../../wireguard/aead.js';
 import { Device } from '../../wireguard/device.js';
 import { DEFAULT_TIMERS, type WireGuardTimers } from '../../wireguard/timers.js';
 import { UdpBind } from '../../wireguard/udp-bind.js';
@@ -42,7 +42,7 @@ function defaultIfName(file: string): string {
 async function up(file: string, opts: { tun?: string; aead?: string; tunWriter?: string }): Promise<void> {
   const cfg = parseWgQuick(readFileSync(file, 'utf8'));
   for (const w of cfg.warnings) process.stderr.write(`pierce wg: ${w}\n`);
-  if (opts.aead !== undefined && opts.aead !== 'node' && opts.aead !== 'noble') throw new Error('--aead must be "node" or "noble"');
+  if (opts.aead !== undefined && !AEAD_NAMES.includes(opts.aead as AeadName)) throw new Error(`--aead must be one of ${AEAD_NAMES.join(', ')}`);
   if (opts.tunWriter !== undefined && opts.tunWriter !== 'direct' && opts.tunWriter !== 'worker') throw new Error('--tun-writer must be "direct" or "worker"');
   const timersEnv = process.env[TEST_TIMERS_ENV];
   const timers = timersEnv ? parseTestTimers(timersEnv) : undefined;
@@ -110,7 +110,7 @@ export function register(program: Command): void {
     .description('run the tunnel described by a wg-quick config in the foreground (Ctrl-C to stop; SIGUSR1 prints status)')
     .argument('<file>', 'wg-quick style .conf file')
     .option('--tun <name>', 'TUN interface name (default: the file name without .conf)')
-    .option('--aead <backend>', 'transport cipher backend: node (OpenSSL) or noble (pure JS); default: node when it passes its self-test')
+    .option('--aead <backend>', 'transport cipher backend: sodium (libsodium), node (OpenSSL) or noble (pure JS); default: the first available that passes its self-test, in that order')
     .option('--tun-writer <mode>', 'Linux: write packets to the TUN from the main thread (direct) or a writer thread (worker)')
     .action(async (file: string, opts: { tun?: string; aead?: string; tunWriter?: string }) => up(file, opts));
   wg.command('show')

@@ -1,6 +1,7 @@
 /**
- * Runs one side of birthday-paradox hole punching inside a netlab namespace, with plain
- * UDP echo semantics standing in for disco ping/pong (the modules never look at payloads).
+ * Runs one side of birthday-paradox hole punching inside a netlab namespace. The probe is
+ * a sealed disco ping (real size and format); plain UDP echo stands in for the pong (the
+ * modules never look at payloads).
  *
  *   hardnat-agent.ts easy STUN_IP STUN_PORT
  *       learns its mapping from STUN ("mapped IP:PORT"), then on stdin
@@ -16,12 +17,14 @@ import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { bindingRequest, parseBindingResponse } from '../../../src-main/derp/stun.js';
+import { DiscoType, newTxId, sealDisco } from '../../../src-main/magicsock/disco.js';
 import { BirthdayProber, BothHardProber, HardSide } from '../../../src-main/magicsock/hardnat.js';
 
 const [cmd, ...args] = process.argv.slice(2);
 const lines = createInterface({ input: process.stdin });
 const nextLine = () => new Promise<string>((resolve) => lines.once('line', resolve));
-const PROBE = Buffer.from(`probe:${randomBytes(6).toString('hex')}`);
+// A real sealed disco ping (what the engine sends), under a throwaway key: the peer only echoes it.
+const PROBE = Buffer.from(sealDisco({ type: DiscoType.Ping, txId: newTxId(), nodeKey: randomBytes(32) }, randomBytes(32), randomBytes(32)));
 
 async function easy(stunIp: string, stunPort: number): Promise<void> {
   const sock = createSocket('udp4');
@@ -69,6 +72,11 @@ async function easy(stunIp: string, stunPort: number): Promise<void> {
     return;
   }
   sock.send(verify, result.port!, hardIp);
+  const giveUp = setTimeout(() => {
+    console.log('verify timeout');
+    sock.close();
+  }, 5000);
+  sock.once('close', () => clearTimeout(giveUp));
 }
 
 async function hard(easyIp: string, easyPort: number, sockets: number, lifetimeMs: number): Promise<void> {

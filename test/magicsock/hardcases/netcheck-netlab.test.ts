@@ -41,7 +41,7 @@ test('netcheck reports UPnP / NAT-PMP / PCP availability and hairpinning', async
       const run = async (h: Host, port?: number): Promise<NetcheckReport> => {
         const r = await h.exec([process.execPath, '--import', 'tsx', AGENT, file, ...(port ? [String(port)] : [])], { timeoutMs: 30_000 });
         const rep = JSON.parse(r.stdout.trim().split('\n').pop()!) as NetcheckReport;
-        t.diagnostic(`${h.name}: udp=${rep.udp} v4=${rep.globalV4} portMapping=${JSON.stringify(rep.portMapping)} hairpinning=${rep.hairpinning} nat64Prefix=${rep.nat64Prefix ?? '-'}`);
+        t.diagnostic(`${h.name}: udp=${rep.udp} v4=${rep.globalV4} portMapping=${JSON.stringify(rep.portMapping)} hairpinning=${rep.hairpinning} nat64Prefix=${rep.nat64Prefix ?? '-'} took=${rep.durationMs.toFixed(0)}ms`);
         return rep;
       };
       // netlab drops the disabled protocol on port 5351 by the payload's first byte with a u32
