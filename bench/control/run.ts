@@ -17,11 +17,12 @@
  * for "mesh", default 1000: its full maps alone are O(N²) bytes), BENCH_CHANGES (20),
  * BENCH_WORKERS (2), BENCH_BASELINE_MAX (1000; 0 disables the baseline).
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessByStdio, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
 import type { Worker } from 'node:worker_threads';
 import { spawnWorker } from '../../native/spawn-worker.js';
 import type { WorkerInit } from './client-worker.js';
@@ -90,7 +91,7 @@ const userName = (u: number) => `user${u}@bench.example`;
 class ServerProc {
   private readonly lines: string[] = [];
   private waiters: ((l: string) => void)[] = [];
-  private constructor(readonly proc: ChildProcessWithoutNullStreams) {
+  private constructor(readonly proc: ChildProcessByStdio<Writable, Readable, null>) {
     createInterface({ input: proc.stdout }).on('line', (l) => {
       const w = this.waiters.shift();
       if (w) w(l);

@@ -287,7 +287,8 @@ async function tcpForwardRtt(forwardPort: number): Promise<number[]> {
 
 /** A fresh relay (so earlier bulk traffic does not inflate its baseline), then IDLE clients. */
 async function idleRss(): Promise<{ before: number; after: number; connectMs: number; connected: number; heapBefore: number; heapAfter: number }> {
-  const relay = Child.start('server-proc.ts', ['derp'], ['--expose-gc', ...PROFILE]);
+  if (IDLE > 0) checkNofile();
+const relay = Child.start('server-proc.ts', ['derp'], ['--expose-gc', ...PROFILE]);
   const url = String(((await relay.next()).ready as { url: string }).url);
   const m0 = await relay.call('rss');
   const t0 = performance.now();
@@ -306,9 +307,19 @@ async function idleRss(): Promise<{ before: number; after: number; connectMs: nu
   }
 }
 
-function nofileLimit(): string {
+/** [soft, hard] RLIMIT_NOFILE of this process, which the relay and client processes inherit. */
+function nofileLimit(): [number, number] {
   const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-  return line ? line.split(/\s+/).slice(3, 5).join('/') : 'unknown';
+  const [soft, hard] = (line ?? '').split(/\s+/).slice(3, 5).map(Number);
+  return [soft || Infinity, hard || Infinity];
+}
+
+/** The relay holds one fd per idle client (the clients are spread over several processes). */
+function checkNofile(): void {
+  const [soft] = nofileLimit();
+  const need = IDLE + 256;
+  if (soft < need || IDLE_PER_PROCESS + 256 > soft)
+    throw new Error(`bench/derp: the relay needs ${need} file descriptors for ${IDLE} idle clients but \`ulimit -n\` is ${soft}: raise it (ulimit -n ${need}) or lower BENCH_IDLE`);
 }
 
 /** Packets the relay dropped from full per-client queues so far (it never blocks a sender). */
@@ -321,6 +332,7 @@ async function relayDrops(relay: Child): Promise<number> {
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const mbit = (pps: number) => (pps * SIZE * 8) / 1e6;
 
+if (IDLE > 0) checkNofile();
 const relay = Child.start('server-proc.ts', ['derp'], ['--expose-gc', ...PROFILE]);
 const ref = Child.start('server-proc.ts', ['tcp']);
 try {
@@ -363,7 +375,7 @@ async function printIdle(): Promise<void> {
   const idle = await idleRss();
   const perClient = (idle.after - idle.before) / idle.connected;
   printTable(['idle clients', 'value'], [
-    ['connected', `${fmt(idle.connected)} of ${fmt(IDLE)} (${Math.ceil(IDLE / IDLE_PER_PROCESS)} client processes, ulimit -n ${nofileLimit()})`],
+    ['connected', `${fmt(idle.connected)} of ${fmt(IDLE)} (${Math.ceil(IDLE / IDLE_PER_PROCESS)} client processes, ulimit -n ${nofileLimit()[0]})`],
     ['time to connect all', `${fmt(idle.connectMs / 1000, 1)} s (${fmt(idle.connected / (idle.connectMs / 1000))} handshakes/s)`],
     ['relay RSS before / after', `${fmt(idle.before / 2 ** 20, 1)} MiB / ${fmt(idle.after / 2 ** 20, 1)} MiB`],
     ['relay RSS per idle client', `${fmt(perClient / 1024, 1)} KiB`],

@@ -255,7 +255,12 @@ export class ControlServer {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
-    const send = (status: number, value: unknown) => {
+    const send = async (status: number, value: unknown) => {
+      // Answer only once the request's writes are on disk (they share a group commit).
+      await this.store.durable().catch((err: Error) => {
+        status = 500;
+        value = { error: `storage failure, the change may not be saved: ${err.message}` };
+      });
       const body = JSON.stringify(value);
       // After 413 the rest of the body is still in flight: the connection cannot be reused.
       const close = status === 413 ? { connection: 'close' } : {};
@@ -276,7 +281,7 @@ export class ControlServer {
       throw new HttpError(404, `no such endpoint: ${key}`);
     } catch (err) {
       const status = err instanceof HttpError || err instanceof LoginError ? err.status : 400;
-      if (!res.headersSent) send(status, { error: err instanceof Error ? err.message : String(err) });
+      if (!res.headersSent) await send(status, { error: err instanceof Error ? err.message : String(err) });
       else res.destroy();
     }
   }

@@ -2,7 +2,9 @@
  * Persistent state of the coordination server behind one interface (`Store`), so a
  * PostgreSQL implementation can follow for multi-instance deployments. The embedded
  * default is SQLite (better-sqlite3) in WAL mode with synchronous=FULL: a write is on
- * disk before the request that made it is answered, so kill -9 loses nothing acknowledged.
+ * disk before the request that made it is answered (the server awaits `durable()`), so
+ * kill -9 loses nothing acknowledged. Group commit: writes made in one event-loop turn
+ * share one transaction, committed (one fsync) right after that turn.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,6 +58,8 @@ export interface Store {
   auditLog(limit: number): { ts: number; actor: string; action: string; detail: string }[];
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;
+  /** Resolves once every write made so far is on disk. */
+  durable(): Promise<void>;
   close(): void;
 }
 
@@ -69,6 +73,7 @@ const MIGRATIONS = [
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  private group?: { waiters: { resolve: () => void; reject: (e: Error) => void }[] };
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -96,12 +101,15 @@ export class SqliteStore implements Store {
     return (this.db.prepare('SELECT data FROM nodes').all() as { data: string }[]).map((r) => JSON.parse(r.data) as NodeRecord);
   }
   putNode(n: NodeRecord): void {
+    this.begin();
     this.db.prepare('INSERT INTO nodes (id, machine_key, data) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET machine_key = excluded.machine_key, data = excluded.data').run(n.id, n.machineKey, JSON.stringify(n));
   }
   deleteNode(id: string): void {
+    this.begin();
     this.db.prepare('DELETE FROM nodes WHERE id = ?').run(id);
   }
   nextAddressIndex(): number {
+    this.begin();
     return this.db.transaction(() => {
       const n = Number(this.getMeta('next_address') ?? '1');
       this.setMeta('next_address', String(n + 1));
@@ -112,15 +120,18 @@ export class SqliteStore implements Store {
     return (this.db.prepare('SELECT data FROM preauth_keys').all() as { data: string }[]).map((r) => JSON.parse(r.data) as PreAuthKeyRecord);
   }
   putPreAuthKey(k: PreAuthKeyRecord): void {
+    this.begin();
     this.db.prepare('INSERT INTO preauth_keys (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data').run(k.id, JSON.stringify(k));
   }
   policy(): string | undefined {
     return (this.db.prepare('SELECT text FROM policy WHERE id = 1').get() as { text: string } | undefined)?.text;
   }
   setPolicy(text: string): void {
+    this.begin();
     this.db.prepare('INSERT INTO policy (id, text) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET text = excluded.text').run(text);
   }
   audit(actor: string, action: string, detail: unknown): void {
+    this.begin();
     this.db.prepare('INSERT INTO audit (ts, actor, action, detail) VALUES (?, ?, ?, ?)').run(Date.now(), actor, action, JSON.stringify(detail));
   }
   auditLog(limit: number): { ts: number; actor: string; action: string; detail: string }[] {
@@ -130,9 +141,38 @@ export class SqliteStore implements Store {
     return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
   }
   setMeta(key: string, value: string): void {
+    this.begin();
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
+  /** Opens the group transaction of this event-loop turn, committed right after it. */
+  private begin(): void {
+    if (this.group) return;
+    this.group = { waiters: [] };
+    this.db.exec('BEGIN');
+    setImmediate(() => this.commit());
+  }
+
+  private commit(): void {
+    const g = this.group;
+    if (!g) return;
+    this.group = undefined;
+    try {
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      for (const w of g.waiters) w.reject(err as Error);
+      return;
+    }
+    for (const w of g.waiters) w.resolve();
+  }
+
+  durable(): Promise<void> {
+    const g = this.group;
+    return g ? new Promise((resolve, reject) => g.waiters.push({ resolve, reject })) : Promise.resolve();
+  }
+
   close(): void {
+    this.commit();
     this.db.close();
   }
 }

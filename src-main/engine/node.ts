@@ -12,7 +12,7 @@
  * daemon whose last state was "up" rejoins by itself.
  */
 import { hostname as osHostname, networkInterfaces } from 'node:os';
-import { ControlClient, ControlError } from '../control/client.js';
+import { ControlClient, ControlError, type RegisterResult } from '../control/client.js';
 import { MagicSock } from '../magicsock/magicsock.js';
 import { netcheck, type NetcheckReport } from '../magicsock/netcheck.js';
 import { encodeKey, parseKey } from '../protocol/keys.js';
@@ -104,6 +104,8 @@ export class Node {
   private authUrl?: string;
   private lastError?: string;
   private pending?: Promise<UpResponse>;
+  /** A control client waiting for an interactive login or approval. */
+  private waiting?: ControlClient;
   private readonly log: (m: string) => void;
   private closed = false;
 
@@ -157,9 +159,9 @@ export class Node {
     this.backendState = 'Starting';
     this.lastError = undefined;
     const client = new ControlClient(req.controlUrl, this.state.machine, this.log);
-    let self: NodeInfo;
+    let result: RegisterResult;
     try {
-      self = await client.register({
+      result = await client.login({
         nodeKey: this.nodeKey,
         discoKey: encodeKey('discokey', this.state.disco.publicKey),
         hostname: req.hostname ?? osHostname().split('.')[0],
@@ -173,6 +175,36 @@ export class Node {
       this.lastError = (err as Error).message;
       throw err;
     }
+    if ('authUrl' in result || result.pendingApproval) {
+      // Interactive login (or admin approval): answer now with the URL; join once the server releases us.
+      this.backendState = 'NeedsLogin';
+      this.authUrl = 'authUrl' in result ? result.authUrl : undefined;
+      if (!('authUrl' in result)) this.lastError = 'waiting for an admin to approve this node';
+      this.waiting = client;
+      client
+        .waitForLogin(() => (this.lastError = 'waiting for an admin to approve this node'))
+        .then(async (self) => {
+          if (this.waiting !== client) return;
+          this.waiting = undefined;
+          this.authUrl = undefined;
+          this.lastError = undefined;
+          await this.joined(client, self, req);
+        })
+        .catch((err: Error) => {
+          if (this.waiting !== client) return;
+          this.waiting = undefined;
+          client.close();
+          this.authUrl = undefined;
+          this.lastError = `login failed: ${err.message}`;
+          this.backendState = 'NeedsLogin';
+        });
+      return { backendState: this.backendState, authUrl: this.authUrl };
+    }
+    await this.joined(client, result.node, req);
+    return { backendState: this.backendState };
+  }
+
+  private async joined(client: ControlClient, self: NodeInfo, req: UpRequest): Promise<void> {
     this.state.prefs = { controlUrl: req.controlUrl, hostname: req.hostname, advertiseTags: req.advertiseTags, wantRunning: true };
     saveState(this.o.stateDir, this.state);
     try {
@@ -182,7 +214,6 @@ export class Node {
       this.lastError = (err as Error).message;
       throw err;
     }
-    return { backendState: this.backendState };
   }
 
   private async startSession(client: ControlClient, self: NodeInfo, controlUrl: string): Promise<void> {
@@ -298,6 +329,9 @@ export class Node {
   }
 
   async down(o: { keepWanted?: boolean } = {}): Promise<void> {
+    this.waiting?.close();
+    this.waiting = undefined;
+    this.authUrl = undefined;
     const s = this.session;
     this.session = undefined;
     if (!o.keepWanted && this.state.prefs?.wantRunning) {

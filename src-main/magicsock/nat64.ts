@@ -129,7 +129,7 @@ export function prefixesFromAnswer(aaaa: readonly string[]): Nat64Prefix[] {
 export interface DiscoverOptions {
   /** DNS servers ("ip" or "ip:port"); default: the system's (/etc/resolv.conf). */
   servers?: string[];
-  /** Per-attempt timeout (two attempts); default 1000 ms, so "no DNS64" costs at most ~2 s. */
+  /** First attempt's timeout (c-ares waits longer on the retry: the default 500 ms gives up after ~2 s). */
   timeoutMs?: number;
   /** For tests: answer AAAA queries without DNS. */
   resolve6?: (name: string) => Promise<string[]>;
@@ -144,7 +144,7 @@ export async function discoverNat64Prefixes(o: DiscoverOptions = {}): Promise<Na
   let resolve6 = o.resolve6;
   let resolver: Resolver | undefined;
   if (!resolve6) {
-    resolver = new Resolver({ timeout: o.timeoutMs ?? 1000, tries: 2 });
+    resolver = new Resolver({ timeout: o.timeoutMs ?? 500, tries: 2 });
     if (o.servers) resolver.setServers(o.servers);
     const r = resolver;
     resolve6 = (name) => r.resolve6(name);

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { ControlServer } from '../../src-main/control/server.js';
 import { LocalApiClient } from '../../src-main/engine/localapi-client.js';
 import { Node, parseUpRequest } from '../../src-main/engine/node.js';
+import { Browser, CLIENT_ID, CLIENT_SECRET, TestIdp } from '../control/oidc-idp.js';
 import { FakeTun, ipv4Packet, seqOf, until } from '../wireguard/fakes.js';
 
 async function adminCall(server: ControlServer, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
@@ -100,4 +101,47 @@ test('up requests from the LocalAPI are validated', () => {
   assert.throws(() => parseUpRequest({ controlUrl: 'http://x', advertiseTags: ['server'] }), /tag:server/);
   assert.throws(() => parseUpRequest({ controlUrl: 'http://x', hostname: 'a b' }), /hostname/);
   assert.deepEqual(parseUpRequest({ controlUrl: 'http://x:1/', advertiseTags: ['tag:a'] }), { controlUrl: 'http://x:1', authKey: undefined, hostname: undefined, advertiseTags: ['tag:a'] });
+});
+
+test('pierce up without an auth key: the daemon returns the SSO URL, and joins once the user logs in at a real OIDC provider', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pierce-node-sso-'));
+  const idp = await TestIdp.listen();
+  const server = await ControlServer.start({
+    dataDir: join(dir, 'control'),
+    listen: '127.0.0.1:0',
+    stunPort: 0,
+    log: () => {},
+    oidc: { issuer: idp.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
+  });
+  idp.configure(`${server.url}/oidc/callback`);
+  const node = await Node.start({ stateDir: join(dir, 'n'), socketPath: join(dir, 'n.sock'), port: 0, log: () => {}, tunFactory: async () => new FakeTun('sso') });
+  t.after(async () => {
+    await node.close();
+    await server.close();
+    await idp.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const api = new LocalApiClient(join(dir, 'n.sock'));
+
+  // The user declines consent: the daemon reports the failure and stays logged out.
+  idp.account = 'deny';
+  let up = await api.up({ controlUrl: server.url, hostname: 'laptop' });
+  assert.equal(up.backendState, 'NeedsLogin');
+  assert.match(up.authUrl ?? '', /\/login\//);
+  assert.equal((await api.status()).authUrl, up.authUrl, 'status shows the URL for other UIs');
+  const page = await new Browser().follow(up.authUrl!);
+  assert.equal(page.status, 403);
+  await until(() => node.status().health.some((h) => /login failed.*access_denied/.test(h)), 10_000, 'the refusal reaches the daemon');
+  assert.equal(node.status().backendState, 'NeedsLogin');
+
+  // The user logs in: the waiting daemon joins as that user.
+  idp.account = 'alice';
+  up = await api.up({ controlUrl: server.url, hostname: 'laptop' });
+  const browser = new Browser();
+  const done = await browser.follow(up.authUrl!);
+  assert.equal(done.status, 200, done.body);
+  await until(() => node.status().backendState === 'Running', 10_000, 'Running after the login');
+  const st = await api.status();
+  assert.equal(st.self?.user, 'alice@example.com');
+  assert.equal(st.authUrl, undefined);
 });

@@ -2,6 +2,7 @@
  * The node's commands: `pierce daemon` runs a node; `up`, `down`, `status` and `ping` talk
  * to it through the LocalAPI (src-main/protocol/localapi.ts), like every other UI.
  */
+import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, LocalApiClient } from '../../engine/localapi-client.js';
 import { DEFAULT_PORT, Node } from '../../engine/node.js';
@@ -57,6 +58,30 @@ function formatStatus(s: Status): string {
   return lines.join('\n');
 }
 
+/** Best effort: a desktop session gets the login page opened; a headless one just has the printed URL. */
+function openBrowser(url: string): void {
+  const cmd = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? 'xdg-open' : undefined;
+  if (!cmd) return;
+  const child = spawn(cmd, [url], { stdio: 'ignore', detached: true });
+  child.on('error', () => undefined);
+  child.unref();
+}
+
+/** Polls the daemon until the interactive login (or approval) completes or fails. */
+async function waitForLogin(api: LocalApiClient, timeoutMs = 15 * 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let shown = '';
+  for (;;) {
+    const st = await api.status();
+    if (st.backendState === 'Running') return;
+    const failed = st.health.find((h) => h.startsWith('login failed'));
+    if (failed || (st.backendState === 'NeedsLogin' && !st.authUrl && !st.health.length)) throw new Error(failed ?? 'login was cancelled');
+    if (st.health[0] && st.health[0] !== shown) process.stderr.write(`${(shown = st.health[0])}\n`);
+    if (Date.now() > end) throw new Error('timed out waiting for the login to complete');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('daemon')
@@ -85,7 +110,13 @@ export function register(program: Command): void {
         advertiseTags: o.advertiseTags ? o.advertiseTags.split(',').map((t) => t.trim()) : undefined,
         hostname: o.hostname,
       });
-      if (res.authUrl) process.stdout.write(`To authenticate, visit:\n\n\t${res.authUrl}\n\n`);
+      if (res.backendState === 'NeedsLogin') {
+        if (res.authUrl) {
+          process.stdout.write(`To authenticate, visit:\n\n\t${res.authUrl}\n\n`);
+          openBrowser(res.authUrl);
+        }
+        await waitForLogin(api);
+      }
       const st = await api.status();
       process.stdout.write(`${st.backendState}${st.self ? `: ${st.self.name} ${st.self.addresses.join(' ')}` : ''}\n`);
     });

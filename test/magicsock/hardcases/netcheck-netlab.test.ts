@@ -1,7 +1,8 @@
 /**
  * netcheck's hard-case fields behind real routers: port-mapping availability against
  * miniupnpd offering UPnP only, NAT-PMP only and PCP only (and a router with none), and
- * hairpinning, false for Linux MASQUERADE's dynamic mappings and true where the router
+ * hairpinning, false for Linux MASQUERADE's dynamic mappings (one router, and a carrier-grade
+ * NAT above a home router) and true where the router
  * forwards our port with NAT loopback (DNAT, plus masquerading LAN traffic sent to it).
  * The NAT64 prefix field is covered in nat64-netlab.test.ts.
  */
@@ -28,6 +29,8 @@ test('netcheck reports UPnP / NAT-PMP / PCP availability and hairpinning', async
       lab.publicHost({ name: 'stun' });
       lab.host({ name: 'plain', lan: lab.router({ upstream: inet, nat: 'eim', name: 'r-plain' }) });
       lab.host({ name: 'fwd', lan: lab.router({ upstream: inet, nat: 'eim', name: 'r-fwd' }) });
+      const carrier = lab.router({ upstream: inet, nat: 'eim', carrier: true, name: 'carrier' });
+      lab.host({ name: 'cgnat', lan: lab.router({ upstream: carrier, nat: 'eim', name: 'r-home' }) });
       for (const proto of ['upnp', 'natpmp', 'pcp'] as const) lab.host({ name: proto, lan: lab.router({ upstream: inet, nat: 'eim', portmap: { [proto]: true }, name: `r-${proto}` }) });
     },
     async (lab) => {
@@ -60,6 +63,10 @@ test('netcheck reports UPnP / NAT-PMP / PCP availability and hairpinning', async
         assert.deepEqual(plain.portMapping, { upnp: false, natpmp: false, pcp: false }, 'a router without port mapping');
         assert.equal(plain.hairpinning, false, 'MASQUERADE does not hairpin a dynamic mapping');
         assert.equal(plain.nat64Prefix, undefined, 'no DNS64 here');
+
+        const cgnat = await run(lab.hostNamed('cgnat'), ENGINE_PORT);
+        assert.equal(cgnat.globalV4?.split(':')[0], lab.hostNamed('cgnat').publicAddr, "seen as the carrier's address");
+        assert.equal(cgnat.hairpinning, false, 'the carrier does not hairpin: two homes behind it need a mapping or the relay');
 
         const fwdHost = lab.hostNamed('fwd');
         const r = fwdHost.opts.lan!;
