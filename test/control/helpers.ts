@@ -28,7 +28,8 @@ export class RawNode {
   private readonly shared: Uint8Array;
   id = '';
 
-  constructor(readonly server: ControlServer) {
+  /** `server` may be replaced by the same server restarted on another port (its key persists). */
+  constructor(public server: ControlServer) {
     this.shared = boxKey(server.publicKey, this.machine.privateKey);
   }
 

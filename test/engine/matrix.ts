@@ -58,11 +58,11 @@ export interface RunOptions {
 }
 
 /** Two joined daemons in a built lab: the fixture shared by the matrix, the fault tests and bench/connect. */
-export async function joinPair(lab: Netlab, control: LabControl, x: Host, y: Host): Promise<{ a: LabNode; b: LabNode }> {
-  const [a, b] = await Promise.all([LabNode.start(lab, x, 'a'), LabNode.start(lab, y, 'b')]);
+export async function joinPair(lab: Netlab, control: LabControl, x: Host, y: Host, names: [string, string] = ['a', 'b']): Promise<{ a: LabNode; b: LabNode }> {
+  const [a, b] = await Promise.all([LabNode.start(lab, x, names[0]), LabNode.start(lab, y, names[1])]);
   const key = await control.preauthKey('alice@example.com', { reusable: true });
   await Promise.all([a.up(control, key), b.up(control, key)]);
-  await until(async () => [await a.status(), await b.status()], ([sa, sb]) => sa.peers.some((p) => p.name === 'b' && p.online) && sb.peers.some((p) => p.name === 'a' && p.online), 10_000, 'both nodes in each other\'s netmap');
+  await until(async () => [await a.status(), await b.status()], ([sa, sb]) => sa.peers.some((p) => p.name === b.name && p.online) && sb.peers.some((p) => p.name === a.name && p.online), 10_000, 'both nodes in each other\'s netmap');
   return { a, b };
 }
 
@@ -101,7 +101,7 @@ export async function measurePair(a: LabNode, b: LabNode, expect: Expect): Promi
     const firstMs = Math.round(Number((await probe.waitFor(/FIRST ([\d.]+)/, 10_000))[1]));
     let directMs: number | null = null;
     try {
-      await until(() => a.peer('b'), (p) => p.path.kind === 'direct', expect === 'relay' ? 4_000 : 10_000, 'a direct path', 20);
+      await until(() => a.peer(b.name), (p) => p.path.kind === 'direct', expect === 'relay' ? 4_000 : 10_000, 'a direct path', 20);
       directMs = Date.now() - start;
     } catch {
       directMs = null;
@@ -129,7 +129,7 @@ export async function runScenario(s: Scenario, o: RunOptions): Promise<MatrixRow
         writeFileSync(file, randomBytes(o.transferBytes));
         transferResult = await transfer(a, b, file);
       }
-      const path = describePath((await a.peer('b')).path);
+      const path = describePath((await a.peer(b.name)).path);
       const row: MatrixRow = { scenario: s.name, expect: s.expect, firstMs, directMs, path, transfer: transferResult };
       o.log?.(formatRow(row));
       return row;
