@@ -147,7 +147,7 @@ export class DarwinUtun implements TunDevice {
     if (this.worker || this.closed) throw new Error(`${this.name}: start() after start() or close()`);
     const inFlightBuf = new SharedArrayBuffer(4);
     const inFlight = new Int32Array(inFlightBuf);
-    const data: ReaderData = { fd: this.fd, wakeFd: this.wakeRead, maxBatch: MAX_BATCH, maxInFlight: MAX_IN_FLIGHT, inFlight: inFlightBuf };
+    const data: ReaderData = { fd: this.fd, wakeFd: this.wakeRead, maxBatch: MAX_BATCH, maxInFlight: MAX_IN_FLIGHT, inFlight: inFlightBuf, vnetHdr: false };
     this.worker = spawnWorker(new URL('./tun-reader-worker.ts', import.meta.url), data);
     this.workerExited = new Promise((resolve) => this.worker?.once('exit', () => resolve()));
     this.worker.on('message', (m: ReaderMessage) => {

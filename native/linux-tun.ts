@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import type { TunDevice } from '../src-main/wireguard/tun.js';
 import { configureLink } from './ip-config.js';
+import { VIRTIO_NET_HDR_LEN } from './tun-offload.js';
 import {
   EACCES,
   EAGAIN,
@@ -32,10 +33,17 @@ import type { WriterData, WriterMessage } from './tun-writer-worker.js';
 import { spawnWorker } from './spawn-worker.js';
 import { DEFAULT_MTU, PRIVILEGE_HINT, TunError, type TunOptions } from './tun-errors.js';
 
-// linux/if_tun.h: TUNSETIFF = _IOW('T', 202, int); flags for ifr_flags.
+// linux/if_tun.h: TUNSETIFF = _IOW('T', 202, int), TUNSETOFFLOAD = _IOW('T', 208, unsigned int);
+// flags for ifr_flags; offload flags.
 const TUNSETIFF = 0x400454ca;
+const TUNSETOFFLOAD = 0x400454d0;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
+const TUN_F_TSO_ECN = 0x08;
 // linux/if.h: IFNAMSIZ, and sizeof(struct ifreq) on 64-bit Linux (16-byte name + 24-byte union).
 const IFNAMSIZ = 16;
 const IFREQ_SIZE = 40;
@@ -69,13 +77,18 @@ export class LinuxTun implements TunDevice {
   private writer: Worker | undefined;
   private writerExited: Promise<void> | undefined;
   private readonly writeErrorCount = new Int32Array(new SharedArrayBuffer(4));
+  /** With IFF_VNET_HDR every write starts with a virtio_net_hdr; all zero = a plain packet. */
+  private readonly framed: Uint8Array | undefined;
 
   private constructor(
     readonly name: string,
     readonly mtu: number,
     private readonly fd: number,
     private readonly wakeFd: number,
-  ) {}
+    private readonly vnetHdr: boolean,
+  ) {
+    this.framed = vnetHdr ? new Uint8Array(VIRTIO_NET_HDR_LEN + MAX_MTU) : undefined;
+  }
 
   static async create(o: TunOptions = {}): Promise<LinuxTun> {
     if (process.platform !== 'linux') throw new TunError('unsupported-platform', 'LinuxTun is only supported on Linux');
@@ -96,13 +109,16 @@ export class LinuxTun implements TunDevice {
     }
     const ifr = new Uint8Array(IFREQ_SIZE);
     ifr.set(Buffer.from(requested, 'utf8'));
-    new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI, true);
+    const vnetHdr = o.offload ?? false;
+    new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0), true);
     if (c.ioctlPtr(fd, TUNSETIFF, ifr) < 0) {
       const e = c.errno();
       c.close(fd);
       throw privilegeError('TUNSETIFF', e) ??
         new TunError(e === EBUSY ? 'busy' : 'io', `TUNSETIFF ${requested}: ${c.strerror(e)}${e === EBUSY ? ' (the name is taken by another interface)' : ''}`);
     }
+    // Without offloads granted, reads still carry an (all-zero) virtio_net_hdr, so this may fail harmlessly.
+    if (vnetHdr) c.ioctlInt(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN);
     const end = ifr.indexOf(0);
     const name = Buffer.from(ifr.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end)).toString('utf8');
     const wakeFd = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -111,7 +127,7 @@ export class LinuxTun implements TunDevice {
       c.close(fd);
       throw new TunError('io', `eventfd: ${c.strerror(e)}`);
     }
-    const tun = new LinuxTun(name, mtu, fd, wakeFd);
+    const tun = new LinuxTun(name, mtu, fd, wakeFd, vnetHdr);
     try {
       if ((o.writer ?? 'direct') === 'worker') await tun.startWriter();
       await configureLink(name, { mtu, addresses: o.addresses ?? [], routes: o.routes ?? [] });
@@ -129,7 +145,7 @@ export class LinuxTun implements TunDevice {
 
   /** Resolves once the writer thread listens, so the first batches are not stuck behind its start-up. */
   private async startWriter(): Promise<void> {
-    const data: WriterData = { fd: this.fd, errors: this.writeErrorCount.buffer as SharedArrayBuffer };
+    const data: WriterData = { fd: this.fd, errors: this.writeErrorCount.buffer as SharedArrayBuffer, vnetHdr: this.vnetHdr };
     const writer = spawnWorker(new URL('./tun-writer-worker.ts', import.meta.url), data);
     this.writer = writer;
     this.writerExited = new Promise((resolve) => writer.once('exit', () => resolve()));
@@ -145,7 +161,7 @@ export class LinuxTun implements TunDevice {
     if (this.closed) throw new Error(`${this.name}: closed`);
     const inFlightBuf = new SharedArrayBuffer(4);
     const inFlight = new Int32Array(inFlightBuf);
-    const data: ReaderData = { fd: this.fd, wakeFd: this.wakeFd, maxBatch: MAX_BATCH, maxInFlight: MAX_IN_FLIGHT, inFlight: inFlightBuf };
+    const data: ReaderData = { fd: this.fd, wakeFd: this.wakeFd, maxBatch: MAX_BATCH, maxInFlight: MAX_IN_FLIGHT, inFlight: inFlightBuf, vnetHdr: this.vnetHdr };
     const worker = spawnWorker(new URL('./tun-reader-worker.ts', import.meta.url), data);
     this.worker = worker;
     this.workerExited = new Promise((resolve) => worker.once('exit', () => resolve()));
@@ -183,9 +199,18 @@ export class LinuxTun implements TunDevice {
       return;
     }
     const c = libc();
+    const framed = this.framed;
     for (const p of packets) {
+      let r: number;
+      if (framed) {
+        if (p.length > MAX_MTU) continue;
+        framed.set(p, VIRTIO_NET_HDR_LEN);
+        r = c.write(this.fd, framed, VIRTIO_NET_HDR_LEN + p.length);
+      } else {
+        r = c.write(this.fd, p, p.length);
+      }
       // EAGAIN only when the kernel is out of buffers; like a full NIC queue, drop.
-      if (c.write(this.fd, p, p.length) < 0 && c.errno() !== EAGAIN) Atomics.add(this.writeErrorCount, 0, 1);
+      if (r < 0 && c.errno() !== EAGAIN) Atomics.add(this.writeErrorCount, 0, 1);
     }
   }
 

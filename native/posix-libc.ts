@@ -34,6 +34,8 @@ export interface Libc {
   close(fd: number): number;
   /** ioctl(fd, request, void *arg): the one variadic form used here. */
   ioctlPtr(fd: number, request: number, arg: Uint8Array): number;
+  /** ioctl(fd, request, unsigned long arg): requests that take a value rather than a pointer. */
+  ioctlInt(fd: number, request: number, arg: number): number;
   read(fd: number, buf: Uint8Array, len: number): number;
   write(fd: number, buf: Uint8Array, len: number): number;
   poll(fds: Uint8Array, nfds: number, timeoutMs: number): number;
@@ -57,6 +59,7 @@ export function libc(): Libc {
     open: (path, flags) => open(path, flags) as number,
     close: lib.func('int close(int fd)') as (fd: number) => number,
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, 'uint8_t *', arg) as number,
+    ioctlInt: (fd, request, arg) => ioctl(fd, request, 'unsigned long', arg) as number,
     read: (fd, buf, len) => Number(read(fd, buf, len)),
     write: (fd, buf, len) => Number(write(fd, buf, len)),
     poll: lib.func('int poll(uint8_t *fds, unsigned long nfds, int timeout)') as Libc['poll'],

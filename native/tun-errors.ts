@@ -24,6 +24,12 @@ export interface TunOptions {
   routes?: string[];
   /** Linux: write(2) from the calling thread ('direct', default) or from a writer thread ('worker'). */
   writer?: 'direct' | 'worker';
+  /**
+   * Linux: let the kernel hand over TCP super-packets (IFF_VNET_HDR + TSO, see tun-offload.ts),
+   * split into MTU-sized packets in the reader thread: one read(2) per up to 64 KiB instead of
+   * one per packet. Default false.
+   */
+  offload?: boolean;
 }
 
 export const DEFAULT_MTU = 1280;

@@ -8,6 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { EAGAIN, EINTR, POLLFD_SIZE, POLLIN, libc } from './posix-libc.js';
+import { MAX_SEGMENTS_PER_READ, VIRTIO_NET_HDR_LEN, splitOffloaded } from './tun-offload.js';
 
 export interface ReaderData {
   fd: number;
@@ -16,6 +17,8 @@ export interface ReaderData {
   maxInFlight: number;
   /** Int32Array over a SharedArrayBuffer: [0] = batches posted and not yet consumed. */
   inFlight: SharedArrayBuffer;
+  /** Each read starts with a virtio_net_hdr and may be a TCP super-packet to split (tun-offload.ts). */
+  vnetHdr: boolean;
 }
 
 export type ReaderMessage = { buf: ArrayBuffer; lens: Uint32Array } | { error: string; errno: number };
@@ -35,8 +38,10 @@ function run(d: ReaderData): void {
   fdsView.setInt16(12, POLLIN, true);
   // Each read gets room for a maximal IP packet, so an MTU raised later with `ip` never truncates.
   const slot = 65535;
-  const staging = new Uint8Array(BATCH_BYTES + slot);
-  const lens = new Uint32Array(d.maxBatch);
+  // A split super-packet repeats its headers (at most 120 bytes of IPv6 + TCP) per segment.
+  const staging = new Uint8Array(BATCH_BYTES + slot + (d.vnetHdr ? MAX_SEGMENTS_PER_READ * 120 : 0));
+  const lens = new Uint32Array(d.maxBatch + (d.vnetHdr ? MAX_SEGMENTS_PER_READ : 0));
+  const raw = d.vnetHdr ? new Uint8Array(VIRTIO_NET_HDR_LEN + slot) : staging;
 
   for (;;) {
     while (Atomics.load(inFlight, 0) >= d.maxInFlight) Atomics.wait(inFlight, 0, Atomics.load(inFlight, 0), 100);
@@ -54,7 +59,7 @@ function run(d: ReaderData): void {
     let n = 0;
     let used = 0;
     while (n < d.maxBatch && used < BATCH_BYTES) {
-      const got = c.read(d.fd, staging.subarray(used), slot);
+      const got = d.vnetHdr ? c.read(d.fd, raw, raw.length) : c.read(d.fd, staging.subarray(used), slot);
       if (got < 0) {
         const e = c.errno();
         if (e === EAGAIN || e === EINTR) break;
@@ -62,8 +67,15 @@ function run(d: ReaderData): void {
         return;
       }
       if (got === 0) break;
-      lens[n++] = got;
-      used += got;
+      if (!d.vnetHdr) {
+        lens[n++] = got;
+        used += got;
+        continue;
+      }
+      // A malformed read (-1) is dropped, as a NIC drops a bad frame.
+      const k = splitOffloaded(raw, got, staging, used, lens, n);
+      for (let i = 0; i < k; i++) used += lens[n + i];
+      if (k > 0) n += k;
     }
     if (n === 0) continue;
     // Transfer an exact-size copy; the staging buffer stays here for the next batch.

@@ -15,7 +15,8 @@
  *
  * Env: BENCH_N (default 100,1000,10000), BENCH_POLICIES (mesh,teams), BENCH_MESH_MAX (largest N
  * for "mesh", default 1000: its full maps alone are O(N²) bytes), BENCH_CHANGES (20),
- * BENCH_WORKERS (2), BENCH_BASELINE_MAX (1000; 0 disables the baseline).
+ * BENCH_WORKERS (2), BENCH_BASELINE_MAX (1000; 0 disables the baseline), BENCH_SERVER_ARGS (node flags
+ * for the server process, e.g. --cpu-prof).
  */
 import { type ChildProcessByStdio, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -38,6 +39,8 @@ const BASELINE_MAX = Number(process.env.BENCH_BASELINE_MAX ?? 1000);
 const DEVICES_PER_USER = 5;
 const USERS_PER_TEAM = 4;
 const MARKER = '198.18.';
+/** Extra node flags for the server process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it. */
+const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean);
 const CHANGE_TIMEOUT_MS = 30_000;
 
 type Policy = 'mesh' | 'teams';
@@ -87,6 +90,7 @@ function policyText(policy: Policy, n: number): string {
 }
 
 const userName = (u: number) => `user${u}@bench.example`;
+const progress = (m: string) => process.stderr.write(`  ${new Date().toISOString().slice(11, 19)} ${m}\n`);
 
 class ServerProc {
   private readonly lines: string[] = [];
@@ -100,7 +104,7 @@ class ServerProc {
   }
 
   static async start(modulePath: string, dataDir: string): Promise<{ proc: ServerProc; ready: { url: string; adminKey: string; serverKeyHex: string } }> {
-    const child = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=8192', '--import', 'tsx', join(ROOT, 'bench/control/server-proc.ts'), modulePath, dataDir], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=8192', ...SERVER_NODE_ARGS, '--import', 'tsx', join(ROOT, 'bench/control/server-proc.ts'), modulePath, dataDir], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
     const p = new ServerProc(child);
     const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`server process exited (code ${code})`))));
     const ready = JSON.parse(await Promise.race([p.line(), exited])) as { url: string; adminKey: string; serverKeyHex: string };
@@ -206,10 +210,12 @@ async function scenario(impl: Impl, modulePath: string, policy: Policy, n: numbe
     const reg = await clients.ask({ cmd: 'register' });
     const latencies = reg.flatMap((r) => r.latencies as number[]);
     const registerS = Math.max(...reg.map((r) => r.elapsedMs as number)) / 1000;
+    progress(`${impl} ${policy} N=${n}: registered in ${registerS.toFixed(1)} s`);
 
     const streams = await clients.ask({ cmd: 'stream' });
     const streamS = Math.max(...streams.map((r) => r.elapsedMs as number)) / 1000;
     const peers = new Map(streams.flatMap((r) => r.peers as [number, number][]));
+    progress(`${impl} ${policy} N=${n}: ${n} streams up in ${streamS.toFixed(1)} s`);
     await quiet(clients);
 
     const seen = new Map<string, number[]>();

@@ -27,6 +27,8 @@ import { type NodeRecord, type PreAuthKeyRecord, SqliteStore, type Store } from 
 export const DEFAULT_KEY_EXPIRY_MS = 180 * 24 * 3600_000;
 const MAX_BODY = 1 << 20;
 const EPHEMERAL_GRACE_MS = 30_000;
+/** How often changed endpoints/home relays are written to the store. */
+const SOFT_STATE_FLUSH_MS = 2_000;
 /** Longest a `/machine/wait` long-poll is held before it answers with the status so far. */
 const WAIT_POLL_MS = 25_000;
 /** The tailnet's IPv6 ULA /48 (RFC 4193), one /128 per node. */
@@ -47,6 +49,11 @@ export interface ControlServerOptions {
   listen: string;
   /** Host name or IP that nodes use to reach the embedded relay (default: the listen host). */
   publicHost?: string;
+  /**
+   * A second address of this host, listed as a second relay node of the region: nodes
+   * then STUN two addresses, which is how netcheck sees a NAT that maps per destination.
+   */
+  publicHostAlt?: string;
   /** Embedded DERP relay + STUN server (default on). */
   derp?: boolean;
   /** UDP port of the embedded STUN server (default 3478; 0 = any free port). */
@@ -117,12 +124,15 @@ export class ControlServer {
   private readonly nodes = new NodeTable();
   private readonly maps: MapStreams;
   private readonly ephemeralTimers = new Map<string, NodeJS.Timeout>();
+  private readonly unsaved = new Set<string>();
+  private flushTimer?: NodeJS.Timeout;
   /** Pre-auth keys by the hash of their secret (this server is the store's only writer). */
   private readonly authKeys = new Map<string, PreAuthKeyRecord>();
   private policy!: Policy;
   private index!: PolicyIndex;
   private derp?: DerpServer;
   private stun?: StunServer;
+  private stunAlt?: StunServer;
   private derpMap: DerpMap = { regions: {} };
   private oidc?: OidcLogins;
   private readonly log: (m: string) => void;
@@ -168,10 +178,28 @@ export class ControlServer {
     if (o.oidc) s.oidc = new OidcLogins(o.oidc, { baseUrl: s.url, complete: (r, user) => s.completeLogin(r, user), nodeStatus: (mk) => s.loginStatus(mk), log: s.log });
     if (o.derp !== false) {
       s.derp = new DerpServer({ admit: async (key) => s.admitRelayClient(key), log: s.log });
-      s.stun = await StunServer.listen({ port: o.stunPort ?? 3478, host: host === '0.0.0.0' ? undefined : host });
+      // With a second address each gets its own socket: a reply must leave from the address
+      // the request went to, or an endpoint-dependent NAT drops it (dgram cannot see the
+      // destination address of a request to a wildcard socket).
+      const stunHost = o.publicHostAlt && /^[\d.]+$/.test(shown) ? shown : host === '0.0.0.0' ? undefined : host;
+      s.stun = await StunServer.listen({ port: o.stunPort ?? 3478, host: stunHost });
+      if (o.publicHostAlt) s.stunAlt = await StunServer.listen({ port: s.stun.port, host: o.publicHostAlt });
       s.derpMap = {
         regions: {
-          1: { regionId: 1, regionCode: 'embedded', regionName: 'Embedded relay', nodes: [{ name: '1a', regionId: 1, hostName: shown, ...(shown.includes(':') ? { ipv6: shown } : /^[\d.]+$/.test(shown) ? { ipv4: shown } : {}), derpPort: port, insecureHttp: true, stunPort: s.stun.port }] },
+          1: {
+            regionId: 1,
+            regionCode: 'embedded',
+            regionName: 'Embedded relay',
+            nodes: [shown, ...(o.publicHostAlt ? [o.publicHostAlt] : [])].map((h, i) => ({
+              name: `1${'ab'[i]}`,
+              regionId: 1,
+              hostName: h,
+              ...(h.includes(':') ? { ipv6: h } : /^[\d.]+$/.test(h) ? { ipv4: h } : {}),
+              derpPort: port,
+              insecureHttp: true,
+              stunPort: s.stun!.port,
+            })),
+          },
         },
       };
     }
@@ -393,9 +421,28 @@ export class ControlServer {
     }
     if (changed) {
       node.lastSeen = Date.now();
-      this.store.putNode(node);
+      this.saveSoon(node);
     }
     return changed;
+  }
+
+  /**
+   * Endpoints and home relay are soft state (a node sends them again on every reconnect), so
+   * they are persisted in batches instead of costing each update an fsync.
+   */
+  private saveSoon(node: NodeRecord): void {
+    this.unsaved.add(node.id);
+    this.flushTimer ??= setTimeout(() => this.saveSoftState(), SOFT_STATE_FLUSH_MS);
+  }
+
+  private saveSoftState(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    for (const id of this.unsaved) {
+      const n = this.nodes.get(id);
+      if (n) this.store.putNode(n);
+    }
+    this.unsaved.clear();
   }
 
   private async map(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -587,9 +634,11 @@ export class ControlServer {
     this.maps.close();
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
     this.stun?.close();
+    this.stunAlt?.close();
     await this.derp?.close();
     this.http.closeAllConnections();
     await new Promise<void>((r) => this.http.close(() => r()));
+    this.saveSoftState();
     this.store.close();
   }
 }

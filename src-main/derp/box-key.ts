@@ -9,11 +9,24 @@ import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from
 import { hsalsa } from '@noble/ciphers/salsa.js';
 import { KEY_LEN } from '../protocol/keys.js';
 
-/** RFC 8410 §7 / §4: DER prefixes of a raw X25519 key (id-X25519 = 1.3.101.110) in PKCS#8 and SPKI. */
+/** RFC 8410 §7: the DER prefix of a raw X25519 private key (id-X25519 = 1.3.101.110) in PKCS#8. */
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 /** "expand 32-byte k" as little-endian words (Salsa20 spec, section 9). */
 const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
+
+/**
+ * A raw X25519 private key as a KeyObject. The JWK route (RFC 8037 §2) is about ten times
+ * cheaper than parsing PKCS#8 DER; Node builds a private OKP key from `d` alone and only
+ * type-checks `x`, so `x` is left empty here (the public key is derived from `d` below).
+ * Should a Node version insist on `x`, the DER route still works.
+ */
+function importPrivate(raw: Uint8Array): KeyObject {
+  try {
+    return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(raw).toString('base64url'), x: '' }, format: 'jwk' });
+  } catch {
+    return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, raw]), format: 'der', type: 'pkcs8' });
+  }
+}
 
 export class BoxKeyer {
   private readonly mine: KeyObject;
@@ -22,9 +35,10 @@ export class BoxKeyer {
 
   constructor(privateKey: Uint8Array) {
     if (privateKey.length !== KEY_LEN) throw new Error(`derp: private key must be ${KEY_LEN} bytes`);
-    this.mine = createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]), format: 'der', type: 'pkcs8' });
-    const spki = createPublicKey(this.mine).export({ format: 'der', type: 'spki' });
-    this.publicKey = new Uint8Array(spki.subarray(SPKI_X25519_PREFIX.length));
+    this.mine = importPrivate(privateKey);
+    const x = createPublicKey(this.mine).export({ format: 'jwk' }).x;
+    if (typeof x !== 'string') throw new Error('derp: X25519 public key export failed');
+    this.publicKey = new Uint8Array(Buffer.from(x, 'base64url'));
   }
 
   /** The box key shared with `theirPublic`, or null for a key that is not a usable X25519 point. */

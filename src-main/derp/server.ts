@@ -111,6 +111,7 @@ export class DerpServer {
   };
   private closed = false;
   private revalidateTimer: NodeJS.Timeout | null = null;
+  private revalidating = false;
 
   constructor(private readonly o: DerpServerOptions = {}) {
     this.privateKey = o.privateKey ?? generateKeyPair().privateKey;
@@ -302,9 +303,20 @@ export class DerpServer {
   }
 
   private async revalidate(): Promise<void> {
+    if (this.revalidating) return; // a slow admit callback must not stack rounds
+    this.revalidating = true;
+    try {
+      await this.revalidateAll();
+    } finally {
+      this.revalidating = false;
+    }
+  }
+
+  private async revalidateAll(): Promise<void> {
     for (const conn of [...this.clients.values()]) {
       if (conn.isMesh || conn.closed) continue;
       if (await this.admitted(conn.key)) continue;
+      if (this.closed) return;
       if (this.clients.get(conn.keyHex) !== conn) continue;
       this.counters.admitRevoked++;
       this.log('derp: closing a connection: node key no longer admitted');

@@ -14,7 +14,9 @@
 import { hostname as osHostname, networkInterfaces } from 'node:os';
 import { ControlClient, ControlError, type RegisterResult } from '../control/client.js';
 import { MagicSock } from '../magicsock/magicsock.js';
+import { discoverNat64Prefixes, formatNat64Prefix } from '../magicsock/nat64.js';
 import { netcheck, type NetcheckReport } from '../magicsock/netcheck.js';
+import { Portmapper } from '../magicsock/portmap/portmapper.js';
 import { encodeKey, parseKey } from '../protocol/keys.js';
 import type { BackendState, PeerPath, PeerStatus, PingResponse, Status, UpRequest, UpResponse } from '../protocol/localapi.js';
 import { LOCALAPI_VERSION } from '../protocol/localapi.js';
@@ -32,6 +34,8 @@ export const TAILNET_ROUTES = ['100.64.0.0/10', 'fd7a:7069:6572::/48'];
 const REGATHER_MS = 20_000;
 const NETWORK_POLL_MS = 2_000;
 const FIRST_NETMAP_WAIT_MS = 10_000;
+/** How often the NAT's behaviour is re-measured (and after every network change). */
+const NETCHECK_INTERVAL_MS = 120_000;
 
 export interface TunRequest {
   name?: string;
@@ -49,6 +53,8 @@ export interface NodeOptions {
   /** How the TUN is made: the OS device by default (native/), a fake in unit tests. */
   tunFactory?: TunFactory;
   port?: number;
+  /** Ask the default gateway for a UPnP/NAT-PMP/PCP mapping (default on; tests outside netlab turn it off). */
+  portmap?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -67,6 +73,8 @@ interface Session {
   timers: NodeJS.Timeout[];
   interfaces: string;
   firstNetmap: Promise<void>;
+  portmapper?: Portmapper;
+  lastNetcheck?: NetcheckReport;
 }
 
 /** Parses an UpRequest from the LocalAPI (untrusted JSON) into a typed value. */
@@ -88,6 +96,9 @@ export function parseUpRequest(body: unknown): UpRequest {
   if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || !/^tag:[A-Za-z0-9-]+$/.test(t))) throw new HttpError(400, 'up: advertiseTags must be like ["tag:server"]');
   return { controlUrl: url.toString().replace(/\/$/, ''), authKey: b.authKey as string | undefined, hostname: b.hostname as string | undefined, advertiseTags: tags as string[] };
 }
+
+/** No IPv4 address on any interface but loopback: an IPv6-only network, where NAT64 may help. */
+const ipv6Only = () => !Object.values(networkInterfaces()).some((l) => (l ?? []).some((a) => a.family === 'IPv4' && !a.internal));
 
 const interfaceFingerprint = () =>
   JSON.stringify(
@@ -223,8 +234,16 @@ export class Node {
       discoPrivateKey: this.state.disco.privateKey,
       port: this.o.port ?? DEFAULT_PORT,
       excludeCidrs: [TAILNET_ROUTES[1], ...self.addresses.filter((a) => !a.includes(':')).map((a) => `${a}/32`)],
+      onEndpointsChanged: () => {
+        if (this.session?.sock === sock) void this.publish(this.session);
+      },
       log: this.log,
     });
+    if (ipv6Only()) {
+      const [prefix] = await discoverNat64Prefixes();
+      if (prefix) this.log(`IPv6-only network with NAT64 prefix ${formatNat64Prefix(prefix)}`);
+      sock.setNat64(prefix);
+    }
     const makeTun = this.o.tunFactory ?? (async (t: TunRequest) => (await import('../../native/index.js')).createTun(t));
     const raw = await makeTun({ name: this.o.tunName, addresses, routes: TAILNET_ROUTES });
     const tun = new FilteredTun(raw);
@@ -266,6 +285,8 @@ export class Node {
       },
     );
     s.timers.push(setInterval(() => void this.regather(s), REGATHER_MS));
+    s.timers.push(setInterval(() => void this.checkNat(s), NETCHECK_INTERVAL_MS));
+    if (this.o.portmap !== false) this.startPortmap(s);
     s.timers.push(
       setInterval(() => {
         const now = interfaceFingerprint();
@@ -273,6 +294,8 @@ export class Node {
         s.interfaces = now;
         this.log('network change: re-gathering candidates');
         void this.regather(s);
+        void this.checkNat(s);
+        s.portmapper?.createMapping().catch(() => undefined);
       }, NETWORK_POLL_MS),
     );
     let timer: NodeJS.Timeout | undefined;
@@ -290,6 +313,7 @@ export class Node {
       s.derpMapJson = derpMapJson;
       s.sock.setDerpMap(nm.derpMap);
       void this.regather(s);
+      void this.checkNat(s);
     }
     s.sock.setPeers(
       nm.peers.map((p) => ({ nodeKey: parseKey('nodekey', p.nodeKey), discoKey: parseKey('discokey', p.discoKey), endpoints: p.endpoints, homeRegion: p.homeRegion })),
@@ -311,9 +335,45 @@ export class Node {
     s.tun.setRules(nm.packetFilter);
   }
 
+  /** netcheck: whether our NAT maps per destination decides our side in birthday probing. */
+  private async checkNat(s: Session): Promise<void> {
+    const derpMap = s.netmap?.derpMap;
+    if (!derpMap) return;
+    try {
+      const r = await netcheck({ derpMap, previousHome: s.sock.home, portmap: false, nat64: false, hairpin: false });
+      if (this.session !== s) return;
+      s.lastNetcheck = r;
+      s.sock.setHardNat(r.mappingVariesByDestIP === true);
+    } catch (err) {
+      this.log(`netcheck failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** A UPnP/NAT-PMP/PCP mapping of our port on the gateway is one more candidate, renewed and deleted on down. */
+  private startPortmap(s: Session): void {
+    const port = s.sock.port;
+    if (port === undefined) return;
+    const pm = new Portmapper({
+      localPort: port,
+      onChange: (m) => {
+        if (this.session !== s) return;
+        s.sock.setExtraEndpoints(m && !m.suspect ? [`${m.external.address}:${m.external.port}`] : []);
+        if (m) this.log(`port mapping via ${m.protocol}: ${m.external.address}:${m.external.port} (lease ${m.lifetimeSec} s)`);
+        void this.regather(s);
+      },
+    });
+    s.portmapper = pm;
+    pm.createMapping().catch((err: Error) => this.log(`no port mapping: ${err.message}`));
+  }
+
   /** STUN again and publish the candidates if they changed. */
   private async regather(s: Session): Promise<void> {
     await s.sock.refreshStun();
+    await this.publish(s);
+  }
+
+  /** Publishes the current candidates and home relay if they differ from what the server has. */
+  private async publish(s: Session): Promise<void> {
     if (this.session !== s) return;
     const endpoints = s.sock.localEndpoints();
     const home = s.sock.home;
@@ -341,6 +401,7 @@ export class Node {
     if (!s) return;
     for (const t of s.timers) clearInterval(t);
     s.client.close();
+    await s.portmapper?.close();
     await s.device.close();
     this.backendState = 'Stopped';
   }

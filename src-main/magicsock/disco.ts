@@ -8,6 +8,8 @@
  *   PING           tx id (12) | sender node key (32)
  *   PONG           tx id (12) | observed source: IPv6 or v4-mapped address (16) | port (2)
  *   CALL_ME_MAYBE  n × (address (16) | port (2))     the sender's candidate endpoints
+ *   HARD_NAT       address (16) | port (2)           "my NAT maps per destination: probe random
+ *                                                    ports of this address" (port 0; birthday probing)
  */
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
@@ -27,12 +29,14 @@ export enum DiscoType {
   Ping = 1,
   Pong = 2,
   CallMeMaybe = 3,
+  HardNat = 4,
 }
 
 export type DiscoMessage =
   | { type: DiscoType.Ping; txId: Uint8Array; nodeKey: Uint8Array }
   | { type: DiscoType.Pong; txId: Uint8Array; src: string }
-  | { type: DiscoType.CallMeMaybe; endpoints: string[] };
+  | { type: DiscoType.CallMeMaybe; endpoints: string[] }
+  | { type: DiscoType.HardNat; endpoint: string };
 
 export function isDiscoPacket(p: Uint8Array): boolean {
   if (p.length < DISCO_HEADER_LEN) return false;
@@ -95,6 +99,12 @@ export function encodeDiscoPayload(m: DiscoMessage): Uint8Array {
       eps.forEach((ep, i) => encodeEndpoint(ep, b, 2 + i * ENDPOINT_LEN));
       return b;
     }
+    case DiscoType.HardNat: {
+      const b = new Uint8Array(2 + ENDPOINT_LEN);
+      b.set([m.type, DISCO_VERSION]);
+      encodeEndpoint(m.endpoint, b, 2);
+      return b;
+    }
     default: {
       const never: never = m;
       throw new Error(`disco: unknown message ${JSON.stringify(never)}`);
@@ -119,6 +129,9 @@ export function decodeDiscoPayload(b: Uint8Array): DiscoMessage | undefined {
       for (let i = 0; i < n; i++) endpoints.push(decodeEndpoint(b, 2 + i * ENDPOINT_LEN));
       return { type: DiscoType.CallMeMaybe, endpoints };
     }
+    case DiscoType.HardNat:
+      if (b.length !== 2 + ENDPOINT_LEN) return undefined;
+      return { type: DiscoType.HardNat, endpoint: decodeEndpoint(b, 2) };
     default:
       return undefined;
   }

@@ -25,6 +25,8 @@ import { RegionClient } from '../derp/region-client.js';
 import { bindingRequest, MAGIC_COOKIE, parseBindingResponse } from '../derp/stun.js';
 import type { Bind, BindEndpoint, ReceivedDatagram } from '../wireguard/bind.js';
 import { type DiscoMessage, DiscoType, discoSender, isDiscoPacket, joinEndpoint, newTxId, openDisco, sealDisco, splitEndpoint } from './disco.js';
+import { BirthdayProber, HardSide } from './hardnat.js';
+import { mapEndpointsToNat64, type Nat64Prefix, nat64DerpMap } from './nat64.js';
 import { betterPath, type Candidate, DISCOVERY_INTERVAL_MS, HEARTBEAT_MS, isTrusted } from './path.js';
 
 export type PeerPath = { kind: 'direct'; endpoint: string; latencyMs: number } | { kind: 'relay'; region: number; latencyMs: number | null } | { kind: 'none' };
@@ -52,6 +54,10 @@ export interface MagicSockOptions {
    * A "direct path" to a tunnel address would run WireGuard inside its own tunnel.
    */
   excludeCidrs?: string[];
+  /** Birthday probing budgets (hardnat.ts defaults: 100 probes/s, 2048 probes, 30 s; 256 sockets). */
+  hardNat?: { ratePerSec?: number; maxProbes?: number; maxTimeMs?: number; sockets?: number };
+  /** Our STUN-mapped addresses changed (e.g. the NAT was renumbered): publish the candidates again. */
+  onEndpointsChanged?: () => void;
   log?: (msg: string) => void;
 }
 
@@ -90,13 +96,29 @@ interface PeerState {
   lastDiscovery: number;
   lastSend: number;
   relayLatencyMs: number | null;
+  /** `lastPong` of the lost direct path we already re-STUNed for. */
+  lossHandled?: number;
+  /** Birthday probing with this peer: we are the hard side (extra sockets) or the easy side (prober). */
+  hardSide?: HardSide;
+  prober?: BirthdayProber;
+  hardAt: number;
 }
 
 const STUN_INTERVAL_MS = 20_000;
+/**
+ * A lost direct path may mean our own public address moved, which the interface list
+ * cannot show (the NAT in front was renumbered or rebooted): re-STUN at once rather than
+ * at the next STUN_INTERVAL_MS, but at most this often.
+ */
+const RESTUN_AFTER_LOSS_MS = 5_000;
 const ACTIVE_MS = 45_000;
 const PING_RETRY_MS = 250;
 const RELAY_CONNECT_WAIT_MS = 3_000;
 const SOCKET_BUFFER_BYTES = 7 << 20;
+/** How often a hard-NAT node retries birthday probing with a peer that has no direct path. */
+const HARD_NAT_RETRY_MS = 60_000;
+/** RFC 1918 / RFC 6598 / loopback / link-local: never a peer's public mapping. */
+const NOT_PUBLIC_V4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16'].map((c) => parseCidr(c));
 
 export class MagicSock implements Bind {
   private sock4?: Socket;
@@ -111,12 +133,19 @@ export class MagicSock implements Bind {
   private readonly discoPublic: Uint8Array;
   readonly nodePublic: Uint8Array;
   private stunAddrs: string[] = [];
+  private lastLossStun = 0;
   private timers: NodeJS.Timeout[] = [];
   private derpMap?: DerpMap;
   private homeRegion?: number;
   private closed = false;
   private readonly log: (m: string) => void;
   private readonly excluded;
+  /** Our NAT maps per destination (netcheck's mappingVariesByDestIP): we play the hard side. */
+  private selfHard = false;
+  private nat64?: Nat64Prefix;
+  private extraEndpoints: string[] = [];
+  /** Endpoints reached through an adopted birthday socket rather than the main one. */
+  private readonly viaSocket = new Map<string, Socket>();
 
   constructor(private readonly o: MagicSockOptions) {
     this.excluded = (o.excludeCidrs ?? []).map((c) => parseCidr(c));
@@ -175,7 +204,7 @@ export class MagicSock implements Bind {
   private async startRelays(): Promise<void> {
     if (!this.derpMap) return;
     const home = this.homeRegion ?? Number(Object.keys(this.derpMap.regions)[0]);
-    this.relays = new RegionClient({ derpMap: this.derpMap, privateKey: this.o.nodePrivateKey, homeRegionId: home, log: this.log });
+    this.relays = new RegionClient({ derpMap: this.reachableDerpMap(this.derpMap), privateKey: this.o.nodePrivateKey, homeRegionId: home, log: this.log });
     this.homeRegion = home;
     this.relays.onPacket((region, src, data) => this.onRelay(region, src, data));
     let timer: NodeJS.Timeout | undefined;
@@ -194,6 +223,46 @@ export class MagicSock implements Bind {
 
   get home(): number | undefined {
     return this.homeRegion;
+  }
+
+  /** The relay map as this network can reach it: on an IPv6-only network, through NAT64. */
+  private reachableDerpMap(map: DerpMap): DerpMap {
+    if (!this.nat64) return map;
+    const m = nat64DerpMap(this.nat64, map);
+    for (const r of Object.values(m.regions)) r.nodes = r.nodes.map((n) => (n.ipv6 ? { ...n, ipv4: undefined } : n));
+    return m;
+  }
+
+  /**
+   * An IPv6-only network with NAT64 (RFC 6146/7050): relays, STUN servers and IPv4
+   * candidates of peers are reached through the prefix. Set before the relay map.
+   */
+  setNat64(prefix: Nat64Prefix | undefined): void {
+    this.nat64 = prefix;
+    for (const st of this.peers.values()) this.addCandidates(st, [...st.candidates]);
+  }
+
+  /** Extra candidates of ours, e.g. a port mapping (UPnP/NAT-PMP/PCP) on the gateway. */
+  setExtraEndpoints(endpoints: string[]): void {
+    this.extraEndpoints = endpoints;
+  }
+
+  /**
+   * netcheck found that our NAT maps per destination: with peers that have no direct path,
+   * open the birthday sockets and ask them (through the relay) to probe our address.
+   */
+  setHardNat(hard: boolean): void {
+    if (hard === this.selfHard) return;
+    this.selfHard = hard;
+    this.log(`magicsock: this node is behind a ${hard ? 'hard (endpoint-dependent)' : 'endpoint-independent'} NAT`);
+    if (!hard) return;
+    const now = Date.now();
+    for (const st of this.peers.values()) if (now - st.lastSend < ACTIVE_MS && !isTrusted(st.best, now)) this.discover(st, now);
+  }
+
+  private addCandidates(st: PeerState, endpoints: string[]): void {
+    const list = this.nat64 ? [...endpoints, ...mapEndpointsToNat64(this.nat64, endpoints)] : endpoints;
+    for (const ep of list) if (this.usable(ep)) st.candidates.add(ep);
   }
 
   /** Sets the peers from the netmap; peers not listed are forgotten. */
@@ -215,17 +284,20 @@ export class MagicSock implements Bind {
           lastDiscovery: 0,
           lastSend: 0,
           relayLatencyMs: null,
+          hardAt: 0,
         };
         this.peers.set(id, st);
         this.byDisco.set(Buffer.from(p.discoKey).toString('hex'), st);
       }
       st.homeRegion = p.homeRegion;
-      for (const ep of p.endpoints) if (this.usable(ep)) st.candidates.add(ep);
+      this.addCandidates(st, p.endpoints);
     }
     for (const [id, st] of this.peers) if (!keep.has(id)) this.forget(st);
   }
 
   private forget(st: PeerState): void {
+    st.hardSide?.close();
+    st.prober?.close();
     this.peers.delete(st.id);
     this.byDisco.delete(Buffer.from(st.discoKey).toString('hex'));
     for (const [addr, p] of this.byAddr) if (p === st) this.byAddr.delete(addr);
@@ -263,6 +335,90 @@ export class MagicSock implements Bind {
     const mine = this.localEndpoints();
     if (mine.length) this.sendDisco(st, { type: DiscoType.CallMeMaybe, endpoints: mine }, 'relay');
     this.sendPing(st, 'relay');
+    if (this.selfHard && !st.hardSide && now - st.hardAt >= HARD_NAT_RETRY_MS) void this.startHardSide(st, now);
+  }
+
+  /** The peer's public IPv4 candidates: where our birthday sockets aim. */
+  private publicV4Candidates(st: PeerState): { ip: string; port: number }[] {
+    return [...st.candidates].flatMap((ep) => {
+      const { host, port } = splitEndpoint(ep);
+      const ip = parseIp(host);
+      return ip?.length === 4 && !NOT_PUBLIC_V4.some((c) => cidrContains(c, ip)) ? [{ ip: host, port }] : [];
+    });
+  }
+
+  /**
+   * Hard side of birthday probing (hardnat.ts): extra sockets each send a sealed ping to
+   * the peer's public mapping, opening one mapping apiece on our NAT; the peer, told
+   * through the relay, probes random ports of our address until one hits.
+   */
+  private async startHardSide(st: PeerState, now: number): Promise<void> {
+    st.hardAt = now;
+    const own = this.stunAddrs.map((a) => splitEndpoint(a).host).find((h) => !h.includes(':'));
+    const target = this.publicV4Candidates(st)[0];
+    if (!own || !target) return;
+    this.sendDisco(st, { type: DiscoType.HardNat, endpoint: `${own}:0` }, 'relay');
+    const peerEp = joinEndpoint(target.ip, target.port);
+    let side: HardSide;
+    try {
+      side = await HardSide.open({
+        peer: target,
+        sockets: this.o.hardNat?.sockets,
+        lifetimeMs: (this.o.hardNat?.maxTimeMs ?? 30_000) + 5000,
+        probe: () => this.registeredPing(st, peerEp),
+        onPacket: (data, from, via) => {
+          if (!isDiscoPacket(data) || !openDisco(data, st.discoShared)) return;
+          const ep = joinEndpoint(from.ip, from.port);
+          side.answered(via);
+          const sock = side.adopt();
+          if (sock && !this.closed) {
+            this.viaSocket.set(ep, sock);
+            sock.on('message', (msg, rinfo) => this.onUdp(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), joinEndpoint(rinfo.address, rinfo.port)));
+          } else sock?.close();
+          this.onUdp(new Uint8Array(data.buffer, data.byteOffset, data.length), ep);
+        },
+      });
+    } catch (err) {
+      this.log(`magicsock: birthday sockets: ${(err as Error).message}`);
+      return;
+    }
+    if (this.closed || this.peers.get(st.id) !== st) return side.close();
+    st.hardSide = side;
+    this.log(`magicsock: ${st.id.slice(0, 16)}… hard NAT: ${side.ports.length} birthday sockets toward ${peerEp}`);
+    void side.result.then((r) => {
+      if (st.hardSide === side) st.hardSide = undefined;
+      this.log(`magicsock: ${st.id.slice(0, 16)}… hard side ${r.success ? `answered on local port ${r.port}` : `gave up (${r.reason})`} after ${r.probesSent} probes, ${r.elapsedMs.toFixed(0)} ms`);
+    });
+  }
+
+  /** Easy side: the peer's NAT maps per destination; probe random ports of its address. */
+  private startProber(st: PeerState, ip: string): void {
+    if (st.prober || this.selfHard || isTrusted(st.best, Date.now()) || !this.sock4) return;
+    const sock = this.sock4;
+    const known = [...st.candidates].map((e) => splitEndpoint(e)).filter((e) => e.host === ip).map((e) => e.port);
+    const prober = new BirthdayProber({
+      target: ip,
+      send: (d, host, port) => sock.send(d, port, host),
+      probe: () => this.registeredPing(st, `birthday:${ip}`),
+      ratePerSec: this.o.hardNat?.ratePerSec,
+      maxProbes: this.o.hardNat?.maxProbes,
+      maxTimeMs: this.o.hardNat?.maxTimeMs,
+      skipPorts: known,
+    });
+    st.prober = prober;
+    this.log(`magicsock: ${st.id.slice(0, 16)}… peer behind a hard NAT: birthday probing ${ip}`);
+    void prober.result.then((r) => {
+      if (st.prober === prober) st.prober = undefined;
+      this.log(`magicsock: ${st.id.slice(0, 16)}… birthday probing ${r.success ? `hit port ${r.port}` : `gave up (${r.reason})`} after ${r.probesSent} probes, ${r.elapsedMs.toFixed(0)} ms`);
+    });
+  }
+
+  /** A sealed ping whose pong is expected from `endpoint` ("birthday:IP" = any port of IP). */
+  private registeredPing(st: PeerState, endpoint: string): Uint8Array {
+    const txId = newTxId();
+    this.pings.set(Buffer.from(txId).toString('hex'), { peer: st, endpoint, sentAt: performance.now() });
+    if (this.pings.size > 4096) this.pings.delete(this.pings.keys().next().value!);
+    return sealDisco({ type: DiscoType.Ping, txId, nodeKey: this.nodePublic }, this.discoPublic, st.discoShared);
   }
 
   private sendPing(st: PeerState, endpoint: string, resolve?: (ms: number) => void): void {
@@ -286,7 +442,7 @@ export class MagicSock implements Bind {
     } catch {
       return;
     }
-    const sock = host.includes(':') ? this.sock6 : this.sock4;
+    const sock = this.viaSocket.get(endpoint) ?? (host.includes(':') ? this.sock6 : this.sock4);
     sock?.send(data, port, host);
   }
 
@@ -297,12 +453,31 @@ export class MagicSock implements Bind {
 
   private heartbeat(): void {
     const now = Date.now();
+    let lost = false;
     for (const st of this.peers.values()) {
       if (now - st.lastSend > ACTIVE_MS) continue;
       if (st.best) this.sendPing(st, st.best.endpoint);
+      const lastPong = st.best?.lastPong;
+      if (lastPong !== undefined && !isTrusted(st.best, now) && st.lossHandled !== lastPong) {
+        st.lossHandled = lastPong;
+        lost = true;
+      }
       if (!isTrusted(st.best, now) && now - st.lastDiscovery >= DISCOVERY_INTERVAL_MS) this.discover(st, now);
     }
     for (const [tx, p] of this.pings) if (performance.now() - p.sentAt > 10_000) this.pings.delete(tx);
+    if (lost) void this.restunAfterLoss();
+  }
+
+  /** See RESTUN_AFTER_LOSS_MS. When our address moved, peers still without a path hear of it through the relay at once. */
+  private async restunAfterLoss(): Promise<void> {
+    if (Date.now() - this.lastLossStun < RESTUN_AFTER_LOSS_MS) return;
+    this.lastLossStun = Date.now();
+    const before = this.stunAddrs.join(' ');
+    const after = (await this.refreshStun()).join(' ');
+    if (this.closed || !after || after === before) return;
+    this.log(`magicsock: a direct path was lost and our public address moved: ${before || 'none'} → ${after}`);
+    const now = Date.now();
+    for (const st of this.peers.values()) if (now - st.lastSend <= ACTIVE_MS && !isTrusted(st.best, now)) this.discover(st, now);
   }
 
   private onUdp(data: Uint8Array, from: string): void {
@@ -338,8 +513,13 @@ export class MagicSock implements Bind {
       case DiscoType.Pong: {
         const key = Buffer.from(m.txId).toString('hex');
         const p = this.pings.get(key);
-        if (!p || p.peer !== st || (p.endpoint === 'relay') !== (from === 'relay') || (from !== 'relay' && from !== p.endpoint)) return;
+        const birthday = p?.endpoint.startsWith('birthday:') && from !== 'relay' && splitEndpoint(from).host === p.endpoint.slice('birthday:'.length);
+        if (!p || p.peer !== st || (!birthday && ((p.endpoint === 'relay') !== (from === 'relay') || (from !== 'relay' && from !== p.endpoint)))) return;
         this.pings.delete(key);
+        if (birthday) {
+          st.prober?.answered(splitEndpoint(from).port);
+          st.candidates.add(from);
+        }
         const latencyMs = performance.now() - p.sentAt;
         p.resolve?.(latencyMs);
         if (from === 'relay') {
@@ -355,12 +535,16 @@ export class MagicSock implements Bind {
         return;
       }
       case DiscoType.CallMeMaybe:
-        for (const ep of m.endpoints) {
-          if (!this.usable(ep)) continue;
-          st.candidates.add(ep);
-          this.sendPing(st, ep);
-        }
+        this.addCandidates(st, m.endpoints);
+        for (const ep of m.endpoints) if (this.usable(ep)) this.sendPing(st, ep);
         return;
+      case DiscoType.HardNat: {
+        if (from !== 'relay') return; // only ever sent through the relay
+        const { host } = splitEndpoint(m.endpoint);
+        const ip = parseIp(host);
+        if (ip?.length === 4 && !NOT_PUBLIC_V4.some((c) => cidrContains(c, ip))) this.startProber(st, host);
+        return;
+      }
       default: {
         const never: never = m;
         void never;
@@ -384,7 +568,7 @@ export class MagicSock implements Bind {
   localEndpoints(): string[] {
     const port = this.port;
     if (port === undefined) return [];
-    const out = new Set<string>(this.o.staticEndpoints ?? []);
+    const out = new Set<string>([...(this.o.staticEndpoints ?? []), ...this.extraEndpoints]);
     for (const list of Object.values(networkInterfaces()))
       for (const a of list ?? []) {
         if (a.internal) continue;
@@ -400,11 +584,18 @@ export class MagicSock implements Bind {
   async refreshStun(timeoutMs = 1500): Promise<string[]> {
     if (!this.derpMap || !this.sock4) return this.stunAddrs;
     const servers: string[] = [];
-    for (const r of Object.values(this.derpMap.regions))
-      for (const n of r.nodes) if (n.stunPort > 0 && (n.ipv4 || !n.ipv6)) servers.push(joinEndpoint(n.ipv4 ?? n.hostName, n.stunPort));
+    for (const r of Object.values(this.reachableDerpMap(this.derpMap).regions))
+      for (const n of r.nodes) {
+        if (n.stunPort <= 0) continue;
+        if (n.ipv4 || !n.ipv6) servers.push(joinEndpoint(n.ipv4 ?? n.hostName, n.stunPort));
+        else if (this.sock6) servers.push(joinEndpoint(n.ipv6, n.stunPort));
+      }
     const results = await Promise.all(servers.map((s) => this.stunOnce(s, timeoutMs).catch(() => undefined)));
     const found = [...new Set(results.filter((r): r is string => !!r))];
+    // No answer at all is a STUN outage, not a new address: only an answer that differs is news.
+    const moved = found.length > 0 && [...found].sort().join(' ') !== [...this.stunAddrs].sort().join(' ');
     this.stunAddrs = found;
+    if (moved) this.o.onEndpointsChanged?.();
     return found;
   }
 
@@ -491,6 +682,11 @@ export class MagicSock implements Bind {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    for (const st of this.peers.values()) {
+      st.hardSide?.close();
+      st.prober?.close();
+    }
+    for (const sock of new Set(this.viaSocket.values())) sock.close();
     await this.relays?.close();
     await Promise.all([this.sock4, this.sock6].map((s) => (s ? new Promise<void>((r) => s.close(() => r())) : undefined)));
   }

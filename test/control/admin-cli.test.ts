@@ -40,7 +40,8 @@ const FAILING = `{
 test('pierce admin: keys, nodes list/tag/expire/rm, policy get/set (a failing test is refused and printed)', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pierce-admin-cli-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const server = await ControlServer.start({ dataDir: dir, listen: '127.0.0.1:0', derp: false, log: () => {} });
+  // Long grace: the offline ephemeral node must still be there when the test removes it.
+  const server = await ControlServer.start({ dataDir: dir, listen: '127.0.0.1:0', derp: false, log: () => {}, ephemeralGraceMs: 600_000 });
   t.after(() => server.close());
   const viaDataDir = ['admin', '--server', server.url, '--data-dir', dir];
   const viaFlag = ['admin', '--server', server.url, '--admin-key', server.adminKey];

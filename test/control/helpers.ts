@@ -85,7 +85,11 @@ export class RawStream {
         const m = open<MapMessage>(shared, JSON.parse(buf.slice(0, nl)));
         buf = buf.slice(nl + 1);
         this.frames.push(m);
-        for (const w of [...this.waiters]) if (w.pred(m)) (this.waiters.splice(this.waiters.indexOf(w), 1), w.resolve(m));
+        for (const w of [...this.waiters]) {
+          if (!w.pred(m)) continue;
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(m);
+        }
       }
     });
     res.on('end', () => (this.ended = true));

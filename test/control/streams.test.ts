@@ -144,6 +144,7 @@ test('a change costs O(affected nodes): an endpoint change reaches only the peer
   const framesBefore = server.stats().streamFramesSent;
   await nodes.get('r1')!.update(['192.0.2.50:5']);
   await streams.get('r2')!.next((m) => !!delta(m)?.peersChanged?.some((p) => p.endpoints[0] === '192.0.2.50:5'));
+  await streams.get('r1')!.next((m) => delta(m)?.self?.endpoints[0] === '192.0.2.50:5');
   assert.equal(server.stats().streamFramesSent - framesBefore, 2, "one frame to r1's one peer and one (self) to r1");
   const after = counts();
   assert.equal(after.get('b1'), before.get('b1'), 'the other team heard nothing');

@@ -36,7 +36,8 @@ export class LabControl {
   ) {}
 
   static async start(lab: Netlab, host: Host, dataDir = lab.tempDir('control')): Promise<LabControl> {
-    const proc = host.node(CLI, ['control', 'serve', '--data-dir', dataDir, '--listen', '0.0.0.0:443', '--public-host', host.addr], { name: 'control' });
+    const alt = host.addr2 ? ['--public-host-alt', host.addr2] : [];
+    const proc = host.node(CLI, ['control', 'serve', '--data-dir', dataDir, '--listen', '0.0.0.0:443', '--public-host', host.addr, ...alt], { name: 'control' });
     await proc.waitFor(/control server listening/);
     const { readFileSync } = await import('node:fs');
     const adminKey = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
@@ -92,8 +93,9 @@ export class LabNode {
     return LabNode.start(lab, this.host, this.name, this.stateDir);
   }
 
-  async up(control: LabControl, authKey: string, tags?: string[]): Promise<Status> {
-    await this.api.up({ controlUrl: control.url, authKey, hostname: this.name, advertiseTags: tags });
+  /** Joins; `controlUrl` overrides the control server's IPv4 URL (an IPv6-only host uses its DNS64 name). */
+  async up(control: LabControl, authKey: string, tags?: string[], controlUrl = control.url): Promise<Status> {
+    await this.api.up({ controlUrl, authKey, hostname: this.name, advertiseTags: tags });
     return this.api.status();
   }
 

@@ -21,6 +21,10 @@ export interface Scenario {
   expect: Expect;
   /** Builds the topology (the control host is already there) and returns the two node hosts. */
   build: (lab: Netlab) => [Host, Host];
+  /** How x reaches the control server when not by its IPv4 URL (an IPv6-only LAN: the DNS64 name). */
+  xControlUrl?: (control: LabControl) => string;
+  /** Part of the hard-cases matrix (NAT traversal's hard cases issue). */
+  hard?: boolean;
 }
 
 export interface MatrixRow {
@@ -34,6 +38,8 @@ export interface MatrixRow {
 
 const homeBehind = (lab: Netlab, nat: 'eim' | 'edm' | 'udp-blocked', name: string, ipv6 = false) =>
   lab.host({ name, lan: lab.router({ upstream: lab.internet(), nat, ipv6 }) });
+const portmapHome = (lab: Netlab, name: string, portmap: { upnp?: boolean; natpmp?: boolean; pcp?: boolean }) =>
+  lab.host({ name, lan: lab.router({ upstream: lab.internet(), nat: 'edm', portmap }) });
 
 export const SCENARIOS: Scenario[] = [
   {
@@ -49,6 +55,30 @@ export const SCENARIOS: Scenario[] = [
   { name: 'EIM↔public', expect: 'direct', build: (lab) => [homeBehind(lab, 'eim', 'x'), lab.publicHost({ name: 'y' })] },
   { name: 'UDP-blocked↔EIM', expect: 'relay', build: (lab) => [homeBehind(lab, 'udp-blocked', 'x'), homeBehind(lab, 'eim', 'y')] },
   { name: 'dual-stack↔dual-stack', expect: 'direct-ipv6', build: (lab) => [homeBehind(lab, 'eim', 'x', true), homeBehind(lab, 'eim', 'y', true)] },
+  // The hard cases. A home router's port mapping makes an EDM home reachable; behind a
+  // carrier, miniupnpd refuses to map (its WAN address is RFC 6598 space), so these homes
+  // sit directly on the internet with an EDM NAT of their own.
+  { name: 'EIM↔EDM', expect: 'direct', hard: true, build: (lab) => [homeBehind(lab, 'eim', 'x'), homeBehind(lab, 'edm', 'y')] },
+  { name: 'EDM↔EDM', expect: 'relay', hard: true, build: (lab) => [homeBehind(lab, 'edm', 'x'), homeBehind(lab, 'edm', 'y')] },
+  { name: 'UPnP EDM home↔EDM', expect: 'direct', hard: true, build: (lab) => [portmapHome(lab, 'x', { upnp: true }), homeBehind(lab, 'edm', 'y')] },
+  { name: 'NAT-PMP EDM home↔EDM', expect: 'direct', hard: true, build: (lab) => [portmapHome(lab, 'x', { natpmp: true }), homeBehind(lab, 'edm', 'y')] },
+  { name: 'PCP EDM home↔EDM', expect: 'direct', hard: true, build: (lab) => [portmapHome(lab, 'x', { pcp: true }), homeBehind(lab, 'edm', 'y')] },
+  {
+    name: 'two homes, one CGNAT',
+    expect: 'relay',
+    hard: true,
+    build: (lab) => {
+      const carrier = lab.router({ upstream: lab.internet(), nat: 'eim', carrier: true });
+      return [lab.host({ name: 'x', lan: lab.router({ upstream: carrier, nat: 'eim' }) }), lab.host({ name: 'y', lan: lab.router({ upstream: carrier, nat: 'eim' }) })];
+    },
+  },
+  {
+    name: 'IPv6-only+NAT64↔IPv4',
+    expect: 'direct',
+    hard: true,
+    xControlUrl: (c) => `http://${c.host.name}.lab:443`,
+    build: (lab) => [lab.host({ name: 'x', lan: lab.router({ upstream: lab.internet(), nat: 'eim', nat64: true }) }), homeBehind(lab, 'eim', 'y')],
+  },
 ];
 
 export interface RunOptions {
@@ -58,10 +88,10 @@ export interface RunOptions {
 }
 
 /** Two joined daemons in a built lab: the fixture shared by the matrix, the fault tests and bench/connect. */
-export async function joinPair(lab: Netlab, control: LabControl, x: Host, y: Host, names: [string, string] = ['a', 'b']): Promise<{ a: LabNode; b: LabNode }> {
+export async function joinPair(lab: Netlab, control: LabControl, x: Host, y: Host, names: [string, string] = ['a', 'b'], xControlUrl?: string): Promise<{ a: LabNode; b: LabNode }> {
   const [a, b] = await Promise.all([LabNode.start(lab, x, names[0]), LabNode.start(lab, y, names[1])]);
   const key = await control.preauthKey('alice@example.com', { reusable: true });
-  await Promise.all([a.up(control, key), b.up(control, key)]);
+  await Promise.all([a.up(control, key, undefined, xControlUrl), b.up(control, key)]);
   await until(async () => [await a.status(), await b.status()], ([sa, sb]) => sa.peers.some((p) => p.name === b.name && p.online) && sb.peers.some((p) => p.name === a.name && p.online), 10_000, 'both nodes in each other\'s netmap');
   return { a, b };
 }
@@ -91,7 +121,7 @@ export async function transfer(a: LabNode, b: LabNode, file: string, port = 5001
  * direct: from that first send until the daemon reports a direct path. The probe keeps
  * sending while we wait, since discovery runs while a peer is active.
  */
-export async function measurePair(a: LabNode, b: LabNode, expect: Expect): Promise<{ firstMs: number; directMs: number | null }> {
+export async function measurePair(a: LabNode, b: LabNode, expect: Expect, directWithinMs = 10_000): Promise<{ firstMs: number; directMs: number | null }> {
   const ipB = await b.ip();
   const echo = b.host.node(PROBE, ['echo', ipB, '7'], { name: 'echo' });
   await echo.waitFor(/LISTENING/);
@@ -101,7 +131,7 @@ export async function measurePair(a: LabNode, b: LabNode, expect: Expect): Promi
     const firstMs = Math.round(Number((await probe.waitFor(/FIRST ([\d.]+)/, 10_000))[1]));
     let directMs: number | null = null;
     try {
-      await until(() => a.peer(b.name), (p) => p.path.kind === 'direct', expect === 'relay' ? 4_000 : 10_000, 'a direct path', 20);
+      await until(() => a.peer(b.name), (p) => p.path.kind === 'direct', expect === 'relay' ? 4_000 : directWithinMs, 'a direct path', 20);
       directMs = Date.now() - start;
     } catch {
       directMs = null;
@@ -116,13 +146,13 @@ export async function runScenario(s: Scenario, o: RunOptions): Promise<MatrixRow
   return withLab(
     `matrix-${s.name}`,
     (lab) => {
-      lab.publicHost({ name: 'control' });
+      lab.publicHost({ name: 'control', secondaryAddr: true });
       s.build(lab);
     },
     async (lab) => {
       const control = await LabControl.start(lab, lab.hostNamed('control'));
-      const { a, b } = await joinPair(lab, control, lab.hostNamed('x'), lab.hostNamed('y'));
-      const { firstMs, directMs } = await measurePair(a, b, s.expect);
+      const { a, b } = await joinPair(lab, control, lab.hostNamed('x'), lab.hostNamed('y'), ['a', 'b'], s.xControlUrl?.(control));
+      const { firstMs, directMs } = await measurePair(a, b, s.expect, s.hard ? 30_000 : 10_000);
       let transferResult: MatrixRow['transfer'];
       if (o.transferBytes > 0) {
         const file = join(lab.tempDir('xfer'), 'payload');

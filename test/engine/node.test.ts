@@ -32,6 +32,7 @@ test('two nodes with fake TUNs join a real coordination server, talk directly, o
       stateDir: join(dir, name),
       socketPath: join(dir, `${name}.sock`),
       port: 0,
+      portmap: false, // the root namespace's gateway is not ours to ask
       log: () => {},
       tunFactory: async (o) => {
         const tun = new FakeTun(name);
@@ -114,7 +115,7 @@ test('pierce up without an auth key: the daemon returns the SSO URL, and joins o
     oidc: { issuer: idp.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
   });
   idp.configure(`${server.url}/oidc/callback`);
-  const node = await Node.start({ stateDir: join(dir, 'n'), socketPath: join(dir, 'n.sock'), port: 0, log: () => {}, tunFactory: async () => new FakeTun('sso') });
+  const node = await Node.start({ stateDir: join(dir, 'n'), socketPath: join(dir, 'n.sock'), port: 0, portmap: false, log: () => {}, tunFactory: async () => new FakeTun('sso') });
   t.after(async () => {
     await node.close();
     await server.close();

@@ -18,6 +18,7 @@ test('disco messages round-trip sealed between two disco keys', () => {
     { type: DiscoType.Pong as const, txId, src: '198.51.100.7:41641' },
     { type: DiscoType.Pong as const, txId, src: '[2001:db8::7]:41641' },
     { type: DiscoType.CallMeMaybe as const, endpoints: ['10.0.0.2:1', '[2001:db8::1]:65535', '203.0.113.9:41641'] },
+    { type: DiscoType.HardNat as const, endpoint: '198.51.100.11:0' },
   ];
   for (const m of msgs) {
     const pkt = sealDisco(m, a.publicKey, ab);
@@ -35,6 +36,7 @@ test('tampered, wrongly keyed and malformed disco packets are rejected without t
   assert.equal(openDisco(pkt, boxBeforeNm(generateKeyPair().publicKey, b.privateKey)), undefined, 'wrong key');
   assert.equal(decodeDiscoPayload(new Uint8Array([DiscoType.Ping, 0, 1, 2])), undefined, 'short ping');
   assert.equal(decodeDiscoPayload(new Uint8Array([DiscoType.CallMeMaybe, 0, ...new Uint8Array(17)])), undefined, 'partial endpoint');
+  assert.equal(decodeDiscoPayload(new Uint8Array([DiscoType.HardNat, 0, ...new Uint8Array(17)])), undefined, 'short hard-NAT note');
   assert.equal(decodeDiscoPayload(new Uint8Array([9, 0])), undefined, 'unknown type');
   assert.equal(decodeDiscoPayload(encodeDiscoPayload({ type: DiscoType.CallMeMaybe, endpoints: [] }))?.type, DiscoType.CallMeMaybe);
   for (let i = 0; i < 5000; i++) {

@@ -13,6 +13,7 @@ interface ServeOptions {
   listen: string;
   derp: boolean;
   publicHost?: string;
+  publicHostAlt?: string;
   oidcIssuer?: string;
   oidcClientId?: string;
   oidcClientSecret?: string;
@@ -32,7 +33,7 @@ function oidcOptions(o: ServeOptions): OidcOptions | undefined {
 }
 
 async function serve(o: ServeOptions, handleSignals = true): Promise<ControlServer> {
-  const server = await ControlServer.start({ dataDir: o.dataDir, listen: o.listen, derp: o.derp, publicHost: o.publicHost, oidc: oidcOptions(o), requireApproval: o.requireApproval });
+  const server = await ControlServer.start({ dataDir: o.dataDir, listen: o.listen, derp: o.derp, publicHost: o.publicHost, publicHostAlt: o.publicHostAlt, oidc: oidcOptions(o), requireApproval: o.requireApproval });
   if (handleSignals) {
     const stop = () => void server.close().then(() => process.exit(0));
     process.once('SIGINT', stop);
@@ -49,6 +50,7 @@ export function register(program: Command): void {
     .requiredOption('--data-dir <dir>', 'directory for the SQLite store and admin key')
     .option('--listen <addr>', 'HOST:PORT to listen on', '0.0.0.0:8080')
     .option('--public-host <host>', 'host name nodes use to reach the embedded relay')
+    .option('--public-host-alt <ip>', 'a second address of this host: nodes STUN both to detect NATs that map per destination')
     .option('--no-derp', 'do not embed the DERP relay and STUN server')
     .option('--oidc-issuer <url>', 'SSO: OpenID Connect issuer; nodes without an auth key log in through it')
     .option('--oidc-client-id <id>', 'SSO: client id registered at the issuer (redirect URI <server URL>/oidc/callback)')

@@ -39,11 +39,12 @@ function defaultIfName(file: string): string {
   return basename(file).replace(/\.conf$/, '');
 }
 
-async function up(file: string, opts: { tun?: string; aead?: string; tunWriter?: string }): Promise<void> {
+async function up(file: string, opts: { tun?: string; aead?: string; tunWriter?: string; tunOffload?: string }): Promise<void> {
   const cfg = parseWgQuick(readFileSync(file, 'utf8'));
   for (const w of cfg.warnings) process.stderr.write(`pierce wg: ${w}\n`);
   if (opts.aead !== undefined && !AEAD_NAMES.includes(opts.aead as AeadName)) throw new Error(`--aead must be one of ${AEAD_NAMES.join(', ')}`);
   if (opts.tunWriter !== undefined && opts.tunWriter !== 'direct' && opts.tunWriter !== 'worker') throw new Error('--tun-writer must be "direct" or "worker"');
+  if (opts.tunOffload !== undefined && opts.tunOffload !== 'on' && opts.tunOffload !== 'off') throw new Error('--tun-offload must be "on" or "off"');
   const timersEnv = process.env[TEST_TIMERS_ENV];
   const timers = timersEnv ? parseTestTimers(timersEnv) : undefined;
   if (timers) process.stderr.write(`pierce wg: TEST-ONLY timers from ${TEST_TIMERS_ENV}: ${JSON.stringify(timers)}\n`);
@@ -58,7 +59,7 @@ async function up(file: string, opts: { tun?: string; aead?: string; tunWriter?:
   }
   const writer = opts.tunWriter as 'direct' | 'worker' | undefined;
   const aead = selectAead(opts.aead as AeadName | undefined);
-  const tun = await createTun({ name: opts.tun ?? defaultIfName(file), mtu: cfg.mtu, addresses: cfg.addresses, routes, writer });
+  const tun = await createTun({ name: opts.tun ?? defaultIfName(file), mtu: cfg.mtu, addresses: cfg.addresses, routes, writer, offload: opts.tunOffload !== 'off' });
   const bind = new UdpBind({ port: cfg.listenPort });
   const device = new Device({
     privateKey: cfg.privateKey,
@@ -112,7 +113,8 @@ export function register(program: Command): void {
     .option('--tun <name>', 'TUN interface name (default: the file name without .conf)')
     .option('--aead <backend>', 'transport cipher backend: sodium (libsodium), node (OpenSSL) or noble (pure JS); default: the first available that passes its self-test, in that order')
     .option('--tun-writer <mode>', 'Linux: write packets to the TUN from the main thread (direct) or a writer thread (worker)')
-    .action(async (file: string, opts: { tun?: string; aead?: string; tunWriter?: string }) => up(file, opts));
+    .option('--tun-offload <on|off>', 'Linux: take TCP super-packets from the TUN (IFF_VNET_HDR + TSO) and split them in the reader thread (default on)')
+    .action(async (file: string, opts: { tun?: string; aead?: string; tunWriter?: string; tunOffload?: string }) => up(file, opts));
   wg.command('show')
     .description('print status of running tunnels, like `wg show`')
     .option('--tun <name>', 'only this interface')
