@@ -29,11 +29,13 @@ interface Result {
   first: number[];
   direct: number[];
   relayRtt: number[];
+  /** Birthday probes until the hit (hard-NAT scenarios), parsed from the daemons' logs. */
+  probes: number[];
   failures: number;
 }
 const results: Result[] = [];
 for (const s of scenarios) {
-  const r: Result = { scenario: s.name, first: [], direct: [], relayRtt: [], failures: 0 };
+  const r: Result = { scenario: s.name, first: [], direct: [], relayRtt: [], probes: [], failures: 0 };
   results.push(r);
   await withLab(
     `bench-connect-${s.name}`,
@@ -46,7 +48,9 @@ for (const s of scenarios) {
       for (let i = 0; i < runs; i++) {
         const { a, b } = await joinPair(lab, control, lab.hostNamed('x'), lab.hostNamed('y'), [`a${i}`, `b${i}`]);
         try {
-          const m = await measurePair(a, b, s.expect);
+          const m = await measurePair(a, b, s.expect, s.hard ? 30_000 : 10_000);
+          const hit = /birthday probing hit port \d+ after (\d+) probes/.exec(a.proc.output + b.proc.output);
+          if (hit) r.probes.push(Number(hit[1]));
           r.first.push(m.firstMs);
           if (m.directMs !== null) r.direct.push(m.directMs);
           const ping = await a.api.ping(b.name);
@@ -65,9 +69,9 @@ for (const s of scenarios) {
   process.stderr.write('\n');
 }
 
-const header = `${'scenario'.padEnd(24)}  runs  first p50   first p90   direct p50  direct p90  direct/runs  relay RTT p50`;
-process.stdout.write(`\nbench/connect: ${runs} fresh pairs per scenario (goals: first packet < 300 ms; EIM↔EIM direct < 1000 ms)\n${header}\n`);
+const header = `${'scenario'.padEnd(24)}  runs  first p50   first p90   direct p50  direct p90  direct/runs  relay RTT p50  birthday probes p50/p90`;
+process.stdout.write(`\nbench/connect: ${runs} fresh pairs per scenario (goals: first packet < 300 ms; EIM↔EIM direct < 1000 ms; EIM↔EDM direct < 10 s)\n${header}\n`);
 for (const r of results)
   process.stdout.write(
-    `${r.scenario.padEnd(24)}  ${String(r.first.length).padStart(4)}  ${fmt(pct(r.first, 50)).padEnd(10)}  ${fmt(pct(r.first, 90)).padEnd(10)}  ${fmt(pct(r.direct, 50)).padEnd(10)}  ${fmt(pct(r.direct, 90)).padEnd(10)}  ${`${r.direct.length}/${runs}`.padEnd(11)}  ${fmt(pct(r.relayRtt, 50))}${r.failures ? `  (${r.failures} failed)` : ''}\n`,
+    `${r.scenario.padEnd(24)}  ${String(r.first.length).padStart(4)}  ${fmt(pct(r.first, 50)).padEnd(10)}  ${fmt(pct(r.first, 90)).padEnd(10)}  ${fmt(pct(r.direct, 50)).padEnd(10)}  ${fmt(pct(r.direct, 90)).padEnd(10)}  ${`${r.direct.length}/${runs}`.padEnd(11)}  ${fmt(pct(r.relayRtt, 50)).padEnd(13)}  ${r.probes.length ? `${pct(r.probes, 50)}/${pct(r.probes, 90)}` : '—'}${r.failures ? `  (${r.failures} failed)` : ''}\n`,
   );

@@ -2,9 +2,9 @@
  * Simulated nodes for bench/control, run in a worker thread so they do not share the
  * server's event loop. Each node has real X25519 machine/node/disco keys, registers with
  * a sealed request and holds a real sealed netmap stream over loopback. To stay cheap per
- * node it does not keep a netmap: it opens every frame (authenticating it), counts bytes,
- * remembers its peer count from the full map and reports when a peer's endpoint it was
- * asked to watch arrives.
+ * node it does not keep a netmap: it opens every frame (authenticating it), counts the bytes
+ * of netmap frames (keepalives aside), remembers its peer count from the full map and reports
+ * when a peer's endpoint it was asked to watch arrives.
  *
  * Messages from the parent: {cmd: 'register' | 'stream' | 'bytes' | 'close'} and
  * {cmd: 'update', idx, endpoint}. Replies carry the same cmd; sightings are {cmd: 'seen', endpoint, at[]}.
@@ -124,12 +124,13 @@ function openStream(n: SimNode): Promise<void> {
       }
       let buf = '';
       res.on('data', (c: Buffer) => {
-        bytes += c.length;
         buf += c.toString('utf8');
         for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
-          onFrame(n, open<MapMessage>(n.shared, JSON.parse(line)), resolve);
+          const m = open<MapMessage>(n.shared, JSON.parse(line));
+          if (m.kind !== 'keepalive') bytes += line.length + 1;
+          onFrame(n, m, resolve);
         }
       });
       res.on('error', () => {});

@@ -8,8 +8,9 @@
  * less than Mbit/s does, so it is the fairer efficiency comparison).
  * With --profile, Pierce (side A) runs under `node --cpu-prof` for one extra run per backend
  * and the top self-time functions are printed. --tun-writer worker moves Pierce's TUN writes
- * to a writer thread; --aead node limits the backends. The BENCH_* variables set the same.
- *   npm run bench:dataplane -- [--runs 3] [--seconds 10] [--aead node,noble] [--profile]
+ * to a writer thread; --tun-offload off turns TSO reads off; --aead node limits the backends.
+ * The BENCH_* variables set the same.
+ *   npm run bench:dataplane -- [--runs 3] [--seconds 10] [--aead sodium,node,noble] [--profile]
  * Needs root and the Debian packages wireguard-go, wireguard-tools, iperf3, iproute2.
  */
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -27,6 +28,7 @@ const { values: opt } = parseArgs({
     aead: { type: 'string', default: process.env.BENCH_AEAD ?? AEAD_NAMES.join(',') },
     profile: { type: 'boolean', default: process.env.BENCH_PROFILE === '1' },
     'tun-writer': { type: 'string', default: process.env.BENCH_TUN_WRITER ?? 'direct' },
+    'tun-offload': { type: 'string', default: process.env.BENCH_TUN_OFFLOAD ?? 'on' },
   },
 });
 const RUNS = Number(opt.runs);
@@ -36,6 +38,8 @@ const BACKENDS = opt.aead.split(',') as AeadName[];
 for (const b of BACKENDS) if (!AEAD_NAMES.includes(b)) throw new Error(`--aead: unknown backend "${b}" (known: ${AEAD_NAMES.join(', ')})`);
 /** Passed to every Pierce as --tun-writer (direct: main thread; worker: writer thread). */
 const TUN_WRITER = opt['tun-writer'];
+/** Passed to every Pierce as --tun-offload (on: TCP super-packets from the TUN, split in the reader thread). */
+const TUN_OFFLOAD = opt['tun-offload'];
 /** Profile entries printed with --profile. */
 const PROFILE_TOP = 5;
 const CLK_TCK = 100;
@@ -109,7 +113,7 @@ async function measure(pairing: Pairing, aead: AeadName, profileDir?: string): P
     const a: Side = { keys: newKeys(), knowsEndpoint: true };
     const b: Side = { keys: newKeys(), knowsEndpoint: true };
     const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-    const args = ['--tun-writer', TUN_WRITER];
+    const args = ['--tun-writer', TUN_WRITER, '--tun-offload', TUN_OFFLOAD];
     let pa: Managed;
     let pb: Managed;
     if (pairing === 'wireguard-go <-> wireguard-go') {
@@ -142,7 +146,7 @@ await requireTools([
   ['wg', 'wireguard-tools'],
   ['iperf3', 'iperf3'],
 ]);
-console.log(`dataplane: iperf3 TCP ${SECONDS}s, A -> B through the tunnel, median of ${RUNS} run(s), Pierce --tun-writer ${TUN_WRITER}; host: ${process.platform} ${process.arch}, node ${process.version}`);
+console.log(`dataplane: iperf3 TCP ${SECONDS}s, A -> B through the tunnel, median of ${RUNS} run(s), Pierce --tun-writer ${TUN_WRITER} --tun-offload ${TUN_OFFLOAD}; host: ${process.platform} ${process.arch}, node ${process.version}`);
 for (const aead of BACKENDS) {
   const rows: Array<{ pairing: Pairing; mbps: number; runs: number[]; rssA: number; rssB: number; cpuA: number; cpuB: number }> = [];
   // Pairings interleave run by run, so a burst of load from other users hits all rows alike.

@@ -73,7 +73,7 @@ export class MapStreams {
   private readonly keepaliveMs: number;
   private readonly maxBacklogBytes: number;
   private live = 0;
-  /** Sealed bytes (with framing) and frames written to streams since start. */
+  /** Sealed bytes (with framing) and frames of netmaps and deltas written to streams since start (keepalives not counted). */
   bytesSent = 0;
   framesSent = 0;
 
@@ -254,8 +254,10 @@ export class MapStreams {
     if (res.destroyed || res.writableEnded) return;
     const { nonce, sealed } = sealJson(live.shared, json);
     const line = `{"nonce":"${nonce}","sealed":"${sealed}"}\n`;
-    this.bytesSent += line.length;
-    this.framesSent++;
+    if (json !== KEEPALIVE_JSON) {
+      this.bytesSent += line.length;
+      this.framesSent++;
+    }
     res.write(line);
     if (res.writableLength > this.maxBacklogBytes) res.destroy();
   }

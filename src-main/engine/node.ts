@@ -340,7 +340,7 @@ export class Node {
     const derpMap = s.netmap?.derpMap;
     if (!derpMap) return;
     try {
-      const r = await netcheck({ derpMap, previousHome: s.sock.home, portmap: false, nat64: false, hairpin: false });
+      const r = await netcheck({ derpMap: s.sock.reachableDerpMap(derpMap), previousHome: s.sock.home, portmap: false, nat64: false, hairpin: false });
       if (this.session !== s) return;
       s.lastNetcheck = r;
       s.sock.setHardNat(r.mappingVariesByDestIP === true);
@@ -455,7 +455,7 @@ export class Node {
   async netcheck(): Promise<NetcheckReport> {
     const map = this.session?.netmap?.derpMap;
     if (!map) throw new HttpError(409, 'no relay map yet: run `pierce up` first, or pass --derp-map');
-    return netcheck({ derpMap: map, previousHome: this.session?.sock.home });
+    return netcheck({ derpMap: this.session!.sock.reachableDerpMap(map), previousHome: this.session?.sock.home });
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,8 @@
  *   same moment and both NATs open (simultaneous open);
  * - pongs measure latency; the best candidate wins (path.ts); heartbeats keep the NAT
  *   mapping alive and the path trusted; when pongs stop, trust lapses and traffic falls
- *   back to the relay with no gap, and the next send rediscovers.
+ *   back to the relay with no gap, the next send rediscovers, and we re-STUN at once in
+ *   case it was our own public address that moved.
  * Received WireGuard datagrams are attributed to the peer whose direct path or relay
  * key they came from, so WireGuard's own roaming never bypasses this choice.
  */
@@ -226,7 +227,7 @@ export class MagicSock implements Bind {
   }
 
   /** The relay map as this network can reach it: on an IPv6-only network, through NAT64. */
-  private reachableDerpMap(map: DerpMap): DerpMap {
+  reachableDerpMap(map: DerpMap): DerpMap {
     if (!this.nat64) return map;
     const m = nat64DerpMap(this.nat64, map);
     for (const r of Object.values(m.regions)) r.nodes = r.nodes.map((n) => (n.ipv6 ? { ...n, ipv4: undefined } : n));

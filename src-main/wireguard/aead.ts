@@ -1,7 +1,8 @@
 /**
  * The transport-data AEAD (whitepaper §5.4.6): ChaCha20-Poly1305 (RFC 8439) with the
  * nonce = 32 zero bits || 64-bit little-endian counter, and empty associated data.
- * Two backends: node:crypto (OpenSSL, fast) and @noble/ciphers (pure JS, runs everywhere,
+ * Three backends: libsodium through koffi (aead-sodium.ts, fastest, where the library is
+ * installed), node:crypto (OpenSSL) and @noble/ciphers (aead-noble.ts: pure JS, runs everywhere,
  * e.g. in Electron whose BoringSSL lacks 'chacha20-poly1305' in createCipheriv).
  * selectAead() picks one after a known-answer self-test, so a broken or missing native
  * cipher is never used.

@@ -34,7 +34,9 @@ const MAX_BATCH = 128;
 
 export class UdpEndpoint implements BindEndpoint {
   private resolving: Promise<void> | undefined;
-  private sockaddrCache: Uint8Array | null | undefined;
+  private sockaddrCache: Uint8Array | null = null;
+  /** The address sockaddrCache was built for (`address` is public and may be reassigned). */
+  private sockaddrOf: string | undefined;
 
   constructor(
     /** An IP literal, or a hostname until resolved. */
@@ -51,16 +53,16 @@ export class UdpEndpoint implements BindEndpoint {
   resolve(): Promise<void> {
     this.resolving ??= lookup(this.hostname ?? this.address).then((r) => {
       this.address = r.address;
-      this.sockaddrCache = undefined;
     });
     return this.resolving;
   }
 
   /** The kernel form of a resolved address (null for zone-scoped IPv6, which dgram handles). */
   get sockaddr(): Uint8Array | null {
-    if (this.sockaddrCache === undefined) {
+    if (this.sockaddrOf !== this.address) {
       const ip = parseIp(this.address);
       this.sockaddrCache = ip ? encodeSockaddr(ip, this.port) : null;
+      this.sockaddrOf = this.address;
     }
     return this.sockaddrCache;
   }

@@ -2,7 +2,7 @@
  * Fault tests for the node daemon (issue #7): real `pierce control serve` and two real
  * `pierce daemon`s behind EIM NATs in netlab, with faults made by the kernel (iptables on a
  * router, a killed server process, a renumbered router). One lab serves all four tests, in
- * order, to keep the file's runtime modest; each test leaves the pair direct and healthy.
+ * order, to keep the file's runtime modest; each test leaves the pair direct for the next.
  *
  * The relay is embedded in the coordination server, so "the server stops" also takes the
  * relay away: with the server down only direct paths can carry traffic, which is why the
@@ -135,7 +135,8 @@ async function directPathCut(p: Pair): Promise<void> {
   try {
     await until(() => b.peer('a'), (s) => s.rxBytes - rx0 > size / 5, 60_000, 'a fifth of the transfer on the direct path');
     assert.equal((await pathOf(a, 'b')).kind, 'direct', 'the transfer started on the direct path');
-    await setDirectBlocked(ra, rb.wanAddr, (blocked = true));
+    await setDirectBlocked(ra, rb.wanAddr, true);
+    blocked = true;
     const [pa] = await Promise.all([waitPath(a, 'b', 'relay', FALLBACK_MS), waitPath(b, 'a', 'relay', FALLBACK_MS)]);
     // What the user sees: `pierce status` names the relay.
     const cli = await a.host.exec([process.execPath, '--import', 'tsx', CLI, 'status', '--socket', a.socket], { timeoutMs: 60_000 });
@@ -144,7 +145,8 @@ async function directPathCut(p: Pair): Promise<void> {
     const onRelay = (await b.peer('a')).rxBytes;
     await until(() => b.peer('a'), (s) => s.rxBytes - onRelay > 2 * MB, 60_000, '2 MB more of the transfer through the relay');
     assert.equal((await pathOf(a, 'b')).kind, 'relay', `still on the relay (was ${JSON.stringify(pa)})`);
-    await setDirectBlocked(ra, rb.wanAddr, (blocked = false));
+    blocked = false;
+    await setDirectBlocked(ra, rb.wanAddr, false);
     const t0 = Date.now();
     await bothDirect(p);
     const backMs = Date.now() - t0;
@@ -180,19 +182,24 @@ async function serverDown(p: Pair): Promise<void> {
   await bothDirect(p);
   const before = await serverNodes(p.control);
   assert.ok(before.every((n) => n.online), 'both nodes online at the server before it stops');
-  await p.control.stop();
-  const stoppedAt = Date.now();
-  // ≥ 10 s of traffic with no server and no relay: 24 echoes 0.5 s apart, and a TCP transfer meanwhile.
   const file = join(p.lab.tempDir('xfer-down'), 'payload');
   writeFileSync(file, randomBytes(4 * MB));
-  const [pings, r] = await Promise.all([pingCount(a, ipB, 24), transfer(a, b, file, 5002, 60_000)]);
-  const downMs = Date.now() - stoppedAt;
-  assert.ok(downMs >= 10_000, `the server was down for ${downMs} ms`);
-  assert.ok(pings.received >= pings.sent - 1, `echoes answered with the server down: ${pings.received}/${pings.sent}`);
-  assert.ok(r.ok && r.bytes === 4 * MB, `a 4 MB transfer with the server down arrived intact (${r.bytes} bytes, sha256 ${r.ok ? 'ok' : 'MISMATCH'})`);
-  assert.equal((await pathOf(a, 'b')).kind, 'direct', 'still direct with the server down');
-  // Back up on the same data dir: both nodes' streams reconnect (on their own back-off) and the server sees them online.
-  p.control = await p.control.restart(p.lab);
+  await p.control.stop();
+  const stoppedAt = Date.now();
+  let downMs: number;
+  try {
+    // ≥ 10 s of traffic with no server and no relay: 24 echoes 0.5 s apart, and a TCP transfer meanwhile.
+    const [pings, r] = await Promise.all([pingCount(a, ipB, 24), transfer(a, b, file, 5002, 60_000)]);
+    downMs = Date.now() - stoppedAt;
+    assert.ok(downMs >= 10_000, `the server was down for ${downMs} ms`);
+    assert.ok(pings.received >= pings.sent - 1, `echoes answered with the server down: ${pings.received}/${pings.sent}`);
+    assert.ok(r.ok && r.bytes === 4 * MB, `a 4 MB transfer with the server down arrived intact (${r.bytes} bytes, sha256 ${r.ok ? 'ok' : 'MISMATCH'})`);
+    assert.equal((await pathOf(a, 'b')).kind, 'direct', 'still direct with the server down');
+  } finally {
+    // Back up on the same data dir (also when an assertion failed, so the next test has a server).
+    p.control = await p.control.restart(p.lab);
+  }
+  // Both nodes' streams reconnect on their own back-off, and the server sees them online again.
   const t0 = Date.now();
   await until(() => serverNodes(p.control), (ns) => ns.length === 2 && ns.every((n) => n.online), 40_000, 'both nodes online at the restarted server', 250);
   await until(async () => [await a.peer('b'), await b.peer('a')], ([pb, pa]) => pb.online && pa.online, 10_000, 'each node shows the other online');
