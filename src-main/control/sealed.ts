@@ -56,12 +56,19 @@ export function boxKey(theirPublic: Uint8Array, myPrivate: Uint8Array): Uint8Arr
   return shared;
 }
 
+/** Only the canonical padded spelling is accepted: Node's decoder ignores stray characters and unused low bits. */
+function strictBase64(text: string, what: string): Uint8Array {
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.toString('base64') !== text) throw new Error(`malformed sealed message: ${what} is not canonical base64`);
+  return new Uint8Array(bytes);
+}
+
 export function open<T>(sharedKey: Uint8Array, env: unknown): T {
   const e = env as Partial<SealedEnvelope>;
   if (!e || typeof e.nonce !== 'string' || typeof e.sealed !== 'string') throw new Error('malformed sealed message');
-  const nonce = new Uint8Array(Buffer.from(e.nonce, 'base64'));
+  const nonce = strictBase64(e.nonce, 'nonce');
   if (nonce.length !== NONCE_LEN) throw new Error('malformed sealed message: bad nonce length');
-  const plain = secretboxOpen(sharedKey, nonce, new Uint8Array(Buffer.from(e.sealed, 'base64')));
+  const plain = secretboxOpen(sharedKey, nonce, strictBase64(e.sealed, 'sealed'));
   if (!plain) throw new Error('sealed message does not authenticate');
   return JSON.parse(Buffer.from(plain).toString('utf8')) as T;
 }
@@ -101,8 +108,8 @@ export class RequestOpener {
     const shared = this.sharedWith(r.machineKey);
     const body = open<{ ts?: unknown } & T>(shared, r);
     if (typeof body.ts !== 'number' || Math.abs(now - body.ts) > SKEW_MS) throw new Error('request timestamp outside the allowed clock skew (check the clock)');
-    // Canonical re-encoding: base64 has many spellings of one nonce, and a replay must not pass as new.
-    const id = `${r.machineKey}/${Buffer.from(r.nonce as string, 'base64').toString('base64')}`;
+    // open() accepts only canonical base64, so one nonce has one spelling and a replay cannot pass as new.
+    const id = `${r.machineKey}/${r.nonce as string}`;
     if (this.seen.has(id)) throw new Error('replayed request');
     for (const [k, t] of this.seen) {
       if (now - t <= 2 * SKEW_MS) break;

@@ -37,7 +37,20 @@ export function parseKey(prefix: KeyPrefix, text: string): Uint8Array {
   if (typeof text !== 'string' || !text.startsWith(want)) throw new Error(`expected a ${prefix} ("${want}<64 hex digits>")`);
   const hex = text.slice(want.length);
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${prefix}: expected 64 lowercase hex digits`);
-  return new Uint8Array(Buffer.from(hex, 'hex'));
+  const key = new Uint8Array(Buffer.from(hex, 'hex'));
+  if (!isCanonicalPoint(key)) throw new Error(`${prefix}: not a canonical Curve25519 public key`);
+  return key;
+}
+
+/**
+ * X25519 ignores bit 255 and reduces u mod p = 2^255 - 19 (RFC 7748 section 5), so one point has several
+ * spellings; accepting only u < p with bit 255 clear keeps one name per key (and replay ids unique).
+ */
+export function isCanonicalPoint(key: Uint8Array): boolean {
+  if (key.length !== KEY_LEN || key[31] & 0x80) return false;
+  if (key[31] !== 0x7f || key[0] < 0xed) return true;
+  for (let i = 1; i < 31; i++) if (key[i] !== 0xff) return true;
+  return false;
 }
 
 export function keyToBase64(key: Uint8Array): string {

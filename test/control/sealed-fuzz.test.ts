@@ -11,8 +11,11 @@ test('sealed request parser: random and mutated envelopes throw Errors, never cr
   const { request } = sealRequest(server.publicKey, machine, { hello: 1 });
   assert.deepEqual(opener.open<{ hello: number }>(structuredClone(request)).body.hello, 1);
   assert.throws(() => opener.open(structuredClone(request)), /replayed/);
-  // Another spelling of the same nonce (base64 without padding) is still a replay.
-  assert.throws(() => opener.open({ ...request, nonce: request.nonce.replace(/=+$/, '') }), /replayed/);
+  // Other spellings of the same bytes (stray characters, unused low bits) are refused, so replays cannot hide.
+  assert.throws(() => opener.open({ ...request, nonce: `${request.nonce}!` }), /canonical/);
+  const last = request.sealed.replace(/=+$/, '').length - 1;
+  const flipped = request.sealed.slice(0, last) + String.fromCharCode(request.sealed.charCodeAt(last) ^ 1) + request.sealed.slice(last + 1);
+  assert.throws(() => opener.open({ ...request, sealed: flipped }), /canonical|authenticate/);
   const values: unknown[] = [null, 5, 'x', [], {}, { machineKey: 5 }, { machineKey: request.machineKey }];
   for (let i = 0; i < 2000; i++) {
     const r: Record<string, unknown> = { ...request };

@@ -18,3 +18,14 @@ test('X25519 matches RFC 7748 section 6.1 (Alice public key)', () => {
   const alicePriv = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
   assert.equal(Buffer.from(publicKeyOf(alicePriv)).toString('hex'), '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
 });
+
+test('public keys have one spelling: bit 255 set or u >= p is refused (RFC 7748 section 5)', () => {
+  const { publicKey } = generateKeyPair();
+  const high = Uint8Array.from(publicKey);
+  high[31] |= 0x80;
+  assert.throws(() => parseKey('mkey', encodeKey('mkey', high)), /canonical/);
+  const p = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 0xed : i === 31 ? 0x7f : 0xff));
+  assert.throws(() => parseKey('mkey', encodeKey('mkey', p)), /canonical/);
+  p[0] = 0xec; // p - 1 is a valid field element
+  assert.deepEqual(parseKey('mkey', encodeKey('mkey', p)), p);
+});
