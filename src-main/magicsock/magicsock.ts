@@ -473,10 +473,9 @@ export class MagicSock implements Bind {
   private async restunAfterLoss(): Promise<void> {
     if (Date.now() - this.lastLossStun < RESTUN_AFTER_LOSS_MS) return;
     this.lastLossStun = Date.now();
-    const before = this.stunAddrs.join(' ');
-    const after = (await this.refreshStun()).join(' ');
-    if (this.closed || !after || after === before) return;
-    this.log(`magicsock: a direct path was lost and our public address moved: ${before || 'none'} → ${after}`);
+    const before = this.stunAddrs;
+    const after = await this.refreshStun(undefined, 'a direct path was lost');
+    if (this.closed || after === before) return;
     const now = Date.now();
     for (const st of this.peers.values()) if (now - st.lastSend <= ACTIVE_MS && !isTrusted(st.best, now)) this.discover(st, now);
   }
@@ -582,7 +581,7 @@ export class MagicSock implements Bind {
   }
 
   /** Asks every STUN server in the relay map for our public address, over our own socket. */
-  async refreshStun(timeoutMs = 1500): Promise<string[]> {
+  async refreshStun(timeoutMs = 1500, why = 'periodic STUN'): Promise<string[]> {
     if (!this.derpMap || !this.sock4) return this.stunAddrs;
     const servers: string[] = [];
     for (const r of Object.values(this.reachableDerpMap(this.derpMap).regions))
@@ -593,10 +592,11 @@ export class MagicSock implements Bind {
       }
     const results = await Promise.all(servers.map((s) => this.stunOnce(s, timeoutMs).catch(() => undefined)));
     const found = [...new Set(results.filter((r): r is string => !!r))];
-    // No answer at all is a STUN outage, not a new address: only an answer that differs is news.
-    const moved = found.length > 0 && [...found].sort().join(' ') !== [...this.stunAddrs].sort().join(' ');
+    // No answer at all is a STUN outage, not a new address: keep what we knew; only an answer that differs is news.
+    if (found.length === 0 || [...found].sort().join(' ') === [...this.stunAddrs].sort().join(' ')) return this.stunAddrs;
+    if (this.stunAddrs.length) this.log(`magicsock: our public address moved: ${this.stunAddrs.join(' ')} → ${found.join(' ')} (${why})`);
     this.stunAddrs = found;
-    if (moved) this.o.onEndpointsChanged?.();
+    this.o.onEndpointsChanged?.();
     return found;
   }
 

@@ -26,9 +26,10 @@ const BACK_TO_DIRECT_MS = 15_000;
 /**
  * After our NAT's public address changes: the path's trust lapses (6.5 s), the next
  * heartbeat (3 s) re-STUNs, and the call-me-maybe through the relay carries the new
- * address. The periodic re-STUN alone (every 20 s) would take up to ~27 s.
+ * address: ~10 s, with headroom for a loaded CI machine. The periodic re-STUN alone
+ * (every 20 s) would take up to ~27 s.
  */
-const ADDRESS_CHANGE_MS = 16_000;
+const ADDRESS_CHANGE_MS = 20_000;
 
 interface Pair {
   lab: Netlab;
@@ -223,14 +224,15 @@ async function addressChange(p: Pair): Promise<void> {
   await ra.exec(['ip', 'route', 'replace', 'default', 'via', '198.51.100.1', 'dev', 'wan', 'onlink']);
   ra.wanAddr = newAddr;
   const t0 = Date.now();
-  const pb = await waitPath(b, 'a', 'direct', 30_000, (path) => path.kind === 'direct' && path.endpoint.startsWith(`${newAddr}:`));
+  const pb = await waitPath(b, 'a', 'direct', 45_000, (path) => path.kind === 'direct' && path.endpoint.startsWith(`${newAddr}:`));
   const ms = Date.now() - t0;
   await waitPath(a, 'b', 'direct', 5_000);
   process.stderr.write(`faults: address change ${oldAddr} → ${newAddr}: direct again (${JSON.stringify(pb)}) after ${ms} ms\n`);
   const nodes = await serverNodes(p.control);
   assert.ok(nodes.find((n) => n.name === 'a')?.endpoints.some((e) => e.startsWith(`${newAddr}:`)), `the server has a's new public address: ${JSON.stringify(nodes)}`);
   assert.ok(await a.ping(p.ipB, 5), 'traffic flows after the address change');
-  // a noticed by itself, when the path died, rather than at its next periodic STUN (20 s).
-  assert.match(a.proc.output, new RegExp(`public address moved: ${oldAddr.replaceAll('.', '\\.')}:\\d+ → ${newAddr.replaceAll('.', '\\.')}:`), 'a re-STUNed when its direct path was lost');
-  assert.ok(ms < ADDRESS_CHANGE_MS, `direct again within ${ADDRESS_CHANGE_MS} ms of the change (took ${ms} ms)`);
+  const moved = new RegExp(`public address moved: [^\\n]*${oldAddr.replaceAll('.', '\\.')}:\\d+[^\\n]* → [^\\n]*${newAddr.replaceAll('.', '\\.')}:\\d+[^\\n]* \\((.+)\\)`).exec(a.proc.output);
+  assert.ok(moved, `a logged that its public address moved; its log ends:\n${a.proc.output.slice(-3000)}`);
+  process.stderr.write(`faults: a noticed the move: ${moved[1]}\n`);
+  assert.ok(ms < ADDRESS_CHANGE_MS, `direct again within ${ADDRESS_CHANGE_MS} ms of the change (took ${ms} ms); a's log ends:\n${a.proc.output.slice(-3000)}`);
 }
