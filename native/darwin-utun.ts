@@ -13,6 +13,7 @@ import type { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import type { TunDevice } from '../src-main/wireguard/tun.js';
 import { checkCidr } from './ip-config.js';
+import { RouteSet } from './route-set.js';
 import { EACCES, EPERM, libc } from './posix-libc.js';
 import { spawnWorker } from './spawn-worker.js';
 import type { ReaderData, ReaderMessage } from './tun-reader-worker.js';
@@ -133,14 +134,22 @@ export class DarwinUtun implements TunDevice {
         if (isIP(ip) === 4) await ifconfig(['ifconfig', name, 'inet', ip, ip, 'netmask', netmask4(Number(len ?? 32)), 'alias']);
         else await ifconfig(['ifconfig', name, 'inet6', ip, 'prefixlen', len ?? '128', 'alias']);
       }
-      for (const r of (o.routes ?? []).map(checkCidr)) {
-        await ifconfig(['route', '-q', '-n', 'add', isIP(r.split('/')[0]) === 6 ? '-inet6' : '-inet', r, '-interface', name]);
-      }
+      const route = (op: 'add' | 'delete', r: string) => ifconfig(['route', '-q', '-n', op, isIP(r.split('/')[0]) === 6 ? '-inet6' : '-inet', checkCidr(r), '-interface', name]);
+      for (const r of (o.routes ?? []).map(checkCidr)) await route('add', r);
+      tun.routeSet = new RouteSet(o.routes ?? [], (r) => route('add', r), (r) => route('delete', r));
     } catch (err) {
       await tun.close();
       throw err;
     }
     return tun;
+  }
+
+  /** Set after the link is configured with its initial routes. */
+  private routeSet: RouteSet | undefined;
+
+  setRoutes(routes: string[]): Promise<void> {
+    if (!this.routeSet) return Promise.reject(new TunError('config', `${this.name}: routes changed before the link was configured`));
+    return this.routeSet.set(routes);
   }
 
   start(onPackets: (packets: Uint8Array[]) => void, onError?: (err: Error) => void): void {

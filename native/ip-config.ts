@@ -43,5 +43,14 @@ export async function configureLink(name: string, c: LinkConfig): Promise<void> 
   for (const a of addresses) await ip(['address', 'add', a, 'dev', name]);
   await ip(['link', 'set', 'dev', name, 'up']);
   // `replace` so a route the address already implies (same prefix) is not an error.
-  for (const r of routes) await ip(['route', 'replace', r, 'dev', name]);
+  for (const r of routes) await addRoute(name, r);
+}
+
+/** Routes `cidr` into the interface (`replace`: idempotent). */
+export function addRoute(name: string, cidr: string): Promise<void> {
+  return ip(['route', 'replace', checkCidr(cidr), 'dev', name]);
+}
+
+export function deleteRoute(name: string, cidr: string): Promise<void> {
+  return ip(['route', 'del', checkCidr(cidr), 'dev', name]);
 }

@@ -11,7 +11,8 @@
 import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import type { TunDevice } from '../src-main/wireguard/tun.js';
-import { configureLink } from './ip-config.js';
+import { addRoute, configureLink, deleteRoute } from './ip-config.js';
+import { RouteSet } from './route-set.js';
 import { VIRTIO_NET_HDR_LEN } from './tun-offload.js';
 import {
   EACCES,
@@ -131,6 +132,7 @@ export class LinuxTun implements TunDevice {
     try {
       if ((o.writer ?? 'direct') === 'worker') await tun.startWriter();
       await configureLink(name, { mtu, addresses: o.addresses ?? [], routes: o.routes ?? [] });
+      tun.routeSet = new RouteSet(o.routes ?? [], (r) => addRoute(name, r), (r) => deleteRoute(name, r));
     } catch (err) {
       await tun.close();
       throw err;
@@ -154,6 +156,14 @@ export class LinuxTun implements TunDevice {
       writer.once('error', reject);
       writer.once('exit', () => reject(new TunError('io', `${this.name}: TUN writer thread exited during start-up`)));
     });
+  }
+
+  /** Set after the link is configured with its initial routes. */
+  private routeSet: RouteSet | undefined;
+
+  setRoutes(routes: string[]): Promise<void> {
+    if (!this.routeSet) return Promise.reject(new TunError('config', `${this.name}: routes changed before the link was configured`));
+    return this.routeSet.set(routes);
   }
 
   start(onPackets: (packets: Uint8Array[]) => void, onError?: (err: Error) => void): void {

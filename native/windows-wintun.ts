@@ -14,6 +14,7 @@ import type { Worker } from 'node:worker_threads';
 import koffi, { type LibraryHandle } from 'koffi';
 import type { TunDevice } from '../src-main/wireguard/tun.js';
 import { checkCidr } from './ip-config.js';
+import { RouteSet } from './route-set.js';
 import { spawnWorker } from './spawn-worker.js';
 import { DEFAULT_MTU, TunError, type TunOptions } from './tun-errors.js';
 import type { WintunReaderData, WintunReaderMessage } from './wintun-reader-worker.js';
@@ -115,15 +116,22 @@ export class WintunTun implements TunDevice {
         const v6 = isIP(a.split('/')[0]) === 6;
         await netsh(['interface', v6 ? 'ipv6' : 'ipv4', 'add', 'address', name, a, 'store=active']);
       }
-      for (const r of (o.routes ?? []).map(checkCidr)) {
-        const v6 = isIP(r.split('/')[0]) === 6;
-        await netsh(['interface', v6 ? 'ipv6' : 'ipv4', 'add', 'route', r, name, 'store=active']);
-      }
+      const route = (op: 'add' | 'delete', r: string) => netsh(['interface', isIP(r.split('/')[0]) === 6 ? 'ipv6' : 'ipv4', op, 'route', checkCidr(r), name, 'store=active']);
+      for (const r of (o.routes ?? []).map(checkCidr)) await route('add', r);
+      tun.routeSet = new RouteSet(o.routes ?? [], (r) => route('add', r), (r) => route('delete', r));
     } catch (err) {
       await tun.close();
       throw err;
     }
     return tun;
+  }
+
+  /** Set after the link is configured with its initial routes. */
+  private routeSet: RouteSet | undefined;
+
+  setRoutes(routes: string[]): Promise<void> {
+    if (!this.routeSet) return Promise.reject(new TunError('config', `${this.name}: routes changed before the link was configured`));
+    return this.routeSet.set(routes);
   }
 
   start(onPackets: (packets: Uint8Array[]) => void, onError?: (err: Error) => void): void {

@@ -79,6 +79,10 @@ export class FilteredTun implements TunDevice {
     if (this.flows.size > MAX_FLOWS) this.flows.delete(this.flows.keys().next().value!);
   }
 
+  setRoutes(routes: string[]): Promise<void> {
+    return this.inner.setRoutes?.(routes) ?? Promise.resolve();
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

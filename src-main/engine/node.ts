@@ -16,6 +16,7 @@ import { ControlClient, ControlError, type RegisterResult } from '../control/cli
 import { MagicSock } from '../magicsock/magicsock.js';
 import { discoverNat64Prefixes, formatNat64Prefix } from '../magicsock/nat64.js';
 import { netcheck, type NetcheckReport } from '../magicsock/netcheck.js';
+import { isUnusableIPv4 } from '../magicsock/portmap/addr.js';
 import { Portmapper } from '../magicsock/portmap/portmapper.js';
 import { encodeKey, parseKey } from '../protocol/keys.js';
 import type { BackendState, PeerPath, PeerStatus, PingResponse, Status, UpRequest, UpResponse } from '../protocol/localapi.js';
@@ -29,8 +30,13 @@ import { loadOrCreateState, type NodeState, saveState } from './state.js';
 
 /** WireGuard's customary port; 0 picks a free one. */
 export const DEFAULT_PORT = 41641;
-/** The tailnet's address space, routed into the TUN (100.64.0.0/10 is RFC 6598 shared space). */
-export const TAILNET_ROUTES = ['100.64.0.0/10', 'fd7a:7069:6572::/48'];
+/**
+ * The tailnet's IPv6 ULA space, routed into the TUN whole. IPv4 peers get a /32 route
+ * each instead of 100.64.0.0/10: that is RFC 6598 shared space, which carrier-grade NATs
+ * use too, and routing all of it into the tunnel would swallow traffic to them (such as
+ * pongs to a peer seen from behind the same carrier).
+ */
+export const TAILNET_ULA = 'fd7a:7069:6572::/48';
 const REGATHER_MS = 20_000;
 const NETWORK_POLL_MS = 2_000;
 const FIRST_NETMAP_WAIT_MS = 10_000;
@@ -233,7 +239,7 @@ export class Node {
       nodePrivateKey: this.state.node.privateKey,
       discoPrivateKey: this.state.disco.privateKey,
       port: this.o.port ?? DEFAULT_PORT,
-      excludeCidrs: [TAILNET_ROUTES[1], ...self.addresses.filter((a) => !a.includes(':')).map((a) => `${a}/32`)],
+      excludeCidrs: [TAILNET_ULA, ...self.addresses.filter((a) => !a.includes(':')).map((a) => `${a}/32`)],
       onEndpointsChanged: () => {
         if (this.session?.sock === sock) void this.publish(this.session);
       },
@@ -245,7 +251,7 @@ export class Node {
       sock.setNat64(prefix);
     }
     const makeTun = this.o.tunFactory ?? (async (t: TunRequest) => (await import('../../native/index.js')).createTun(t));
-    const raw = await makeTun({ name: this.o.tunName, addresses, routes: TAILNET_ROUTES });
+    const raw = await makeTun({ name: this.o.tunName, addresses, routes: [TAILNET_ULA] });
     const tun = new FilteredTun(raw);
     const device = new Device({ privateKey: this.state.node.privateKey, tun, bind: sock, log: this.log });
     try {
@@ -333,6 +339,8 @@ export class Node {
       s.device.removePeer(parseKey('nodekey', k));
     }
     s.tun.setRules(nm.packetFilter);
+    const routes = [TAILNET_ULA, ...nm.peers.flatMap((p) => p.addresses.filter((a) => !a.includes(':')).map((a) => `${a}/32`))];
+    s.tun.setRoutes(routes).catch((err: Error) => this.log(`routes: ${err.message}`));
   }
 
   /** netcheck: whether our NAT maps per destination decides our side in birthday probing. */
@@ -357,8 +365,10 @@ export class Node {
       localPort: port,
       onChange: (m) => {
         if (this.session !== s) return;
-        s.sock.setExtraEndpoints(m && !m.suspect ? [`${m.external.address}:${m.external.port}`] : []);
-        if (m) this.log(`port mapping via ${m.protocol}: ${m.external.address}:${m.external.port} (lease ${m.lifetimeSec} s)`);
+        // A private or CGNAT-space mapping still reaches peers behind the same outer NAT
+        // (two homes behind one carrier); elsewhere its pings just go unanswered.
+        s.sock.setExtraEndpoints(m && !isUnusableIPv4(m.external.address) ? [`${m.external.address}:${m.external.port}`] : []);
+        if (m) this.log(`port mapping via ${m.protocol}: ${m.external.address}:${m.external.port} (lease ${m.lifetimeSec} s${m.suspect ? '; not a public address: only peers behind the same outer NAT can use it' : ''})`);
         void this.regather(s);
       },
     });

@@ -113,6 +113,8 @@ const STUN_INTERVAL_MS = 20_000;
  */
 const RESTUN_AFTER_LOSS_MS = 5_000;
 const ACTIVE_MS = 45_000;
+/** Discovery for a peer's new candidates may run before DISCOVERY_INTERVAL_MS is up, but not more often than this. */
+const NEW_CANDIDATE_DISCOVERY_MS = 1_000;
 const PING_RETRY_MS = 250;
 const RELAY_CONNECT_WAIT_MS = 3_000;
 const SOCKET_BUFFER_BYTES = 7 << 20;
@@ -261,9 +263,12 @@ export class MagicSock implements Bind {
     for (const st of this.peers.values()) if (now - st.lastSend < ACTIVE_MS && !isTrusted(st.best, now)) this.discover(st, now);
   }
 
-  private addCandidates(st: PeerState, endpoints: string[]): void {
+  /** Returns whether any candidate is new. */
+  private addCandidates(st: PeerState, endpoints: string[]): boolean {
     const list = this.nat64 ? [...endpoints, ...mapEndpointsToNat64(this.nat64, endpoints)] : endpoints;
+    const before = st.candidates.size;
     for (const ep of list) if (this.usable(ep)) st.candidates.add(ep);
+    return st.candidates.size > before;
   }
 
   /** Sets the peers from the netmap; peers not listed are forgotten. */
@@ -291,7 +296,9 @@ export class MagicSock implements Bind {
         this.byDisco.set(Buffer.from(p.discoKey).toString('hex'), st);
       }
       st.homeRegion = p.homeRegion;
-      this.addCandidates(st, p.endpoints);
+      // A peer in use that just published a new candidate (say, a fresh port mapping) is tried at once.
+      const now = Date.now();
+      if (this.addCandidates(st, p.endpoints) && st.lastSend && now - st.lastSend <= ACTIVE_MS && !isTrusted(st.best, now) && now - st.lastDiscovery >= NEW_CANDIDATE_DISCOVERY_MS) this.discover(st, now);
     }
     for (const [id, st] of this.peers) if (!keep.has(id)) this.forget(st);
   }

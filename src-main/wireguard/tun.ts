@@ -11,5 +11,7 @@ export interface TunDevice {
   start(onPackets: (packets: Uint8Array[]) => void, onError?: (err: Error) => void): void;
   /** Hands a batch of decrypted IP packets to the OS. */
   write(packets: Uint8Array[]): void;
+  /** Replaces the CIDRs routed into the tunnel, where the device can change them live. */
+  setRoutes?(routes: string[]): Promise<void>;
   close(): Promise<void>;
 }

@@ -73,6 +73,17 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    // The carrier still does not hairpin; x's home router (miniupnpd) maps x's port on its
+    // carrier-side address, which y reaches across the carrier's LAN.
+    name: 'two homes, one CGNAT, UPnP home',
+    expect: 'direct',
+    hard: true,
+    build: (lab) => {
+      const carrier = lab.router({ upstream: lab.internet(), nat: 'eim', carrier: true });
+      return [lab.host({ name: 'x', lan: lab.router({ upstream: carrier, nat: 'eim', portmap: { upnp: true } }) }), lab.host({ name: 'y', lan: lab.router({ upstream: carrier, nat: 'eim' }) })];
+    },
+  },
+  {
     name: 'IPv6-only+NAT64↔IPv4',
     expect: 'direct',
     hard: true,
@@ -162,6 +173,7 @@ export async function runScenario(s: Scenario, o: RunOptions): Promise<MatrixRow
       const path = describePath((await a.peer(b.name)).path);
       const row: MatrixRow = { scenario: s.name, expect: s.expect, firstMs, directMs, path, transfer: transferResult };
       o.log?.(formatRow(row));
+      if (checkRow(row)) o.log?.(`--- a's log ---\n${a.proc.output.slice(-4000)}\n--- b's log ---\n${b.proc.output.slice(-4000)}`);
       return row;
     },
   );

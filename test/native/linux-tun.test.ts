@@ -47,6 +47,15 @@ describe('Linux TUN through koffi', () => {
     });
   }
 
+  it('changes its routes live: adds the new ones, deletes the dropped ones, refuses bad CIDRs', async () => {
+    const r = await json(['ip', 'netns', 'exec', ns, process.execPath, '--import', 'tsx', here('./tun-routes-fixture.ts'), `${ns}t3`]);
+    assert.deepEqual(r.initial, ['10.99.0.0/16']);
+    assert.deepEqual(r.added, ['10.98.0.5', '10.98.0.6', '10.99.0.0/16']);
+    assert.deepEqual(r.replaced, ['10.98.0.6']);
+    assert.match(r.bad as string, /not an IP address or CIDR: "not-a-cidr"/);
+    assert.deepEqual(r.afterBad, ['10.98.0.6'], 'a refused list changes nothing');
+  });
+
   it('names the fix when CAP_NET_ADMIN is missing (TUNSETIFF EPERM)', async () => {
     const r = await json(['ip', 'netns', 'exec', ns, 'setpriv', '--bounding-set', '-net_admin', '--inh-caps', '-net_admin', process.execPath, '--import', 'tsx', here('./tun-open-fixture.ts'), `${ns}t1`]);
     assert.equal(r.created, false);

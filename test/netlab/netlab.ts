@@ -15,7 +15,8 @@
  *   segment, for "two different public addresses"), 2001:db8::/64;
  * - router k's LAN: 10.k.0.0/24 (carrier routers: 100.64.k.0/24, RFC 6598), and
  *   2001:db8:k::/64 when the router has `ipv6: true`;
- * - routers running miniupnpd: WAN in PORTMAP_WAN_PREFIX.0/24 (see there why).
+ * - routers running miniupnpd: WAN in PORTMAP_WAN_PREFIX.0/24, or behind carrier k in
+ *   PORTMAP_CARRIER_PREFIX.k.0/24 (see there why).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -55,6 +56,8 @@ export const REGISTRY = '/run/pierce-netlab';
  * which has no link to any real network.
  */
 export const PORTMAP_WAN_PREFIX = '5.77.0';
+/** For the same reason, a miniupnpd router behind carrier k gets its WAN from `${PORTMAP_CARRIER_PREFIX}.k.0/24`, a second subnet on the carrier's LAN. */
+export const PORTMAP_CARRIER_PREFIX = '5.78';
 const PREFIX = 'pl-';
 
 function sh(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
@@ -476,6 +479,7 @@ export class Netlab {
     await this.addNs(inet.ns, false);
     await this.bridge(inet.ns, 'br0');
     const wired = new Set<Router>();
+    const carrierPortmapNets = new Set<Router>();
     let port = 0;
     const attachPublic = async (ns: string, ifname: string, portmap = false) => {
       const p = `p${++port}`;
@@ -499,9 +503,14 @@ export class Netlab {
         const ifUp = `r${r.index}`;
         await this.veth(up.ns, ifUp, r.ns, 'wan');
         await sh('ip', ['-n', up.ns, 'link', 'set', ifUp, 'master', 'lan0']);
-        r.wanAddr = `${up.lanPrefix}.${100 + r.index}`;
+        const upPrefix = r.opts.portmap ? `${PORTMAP_CARRIER_PREFIX}.${up.index}` : up.lanPrefix;
+        if (r.opts.portmap && !carrierPortmapNets.has(up)) {
+          carrierPortmapNets.add(up);
+          await sh('ip', ['-n', up.ns, 'addr', 'add', `${upPrefix}.1/24`, 'dev', 'lan0']);
+        }
+        r.wanAddr = `${upPrefix}.${100 + r.index}`;
         await sh('ip', ['-n', r.ns, 'addr', 'add', `${r.wanAddr}/24`, 'dev', 'wan']);
-        await sh('ip', ['-n', r.ns, 'route', 'add', 'default', 'via', up.lanAddr]);
+        await sh('ip', ['-n', r.ns, 'route', 'add', 'default', 'via', `${upPrefix}.1`]);
       } else {
         const a = await attachPublic(r.ns, 'wan', !!r.opts.portmap);
         r.wanAddr = a.v4;

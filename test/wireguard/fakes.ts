@@ -84,6 +84,8 @@ export class FakeTun implements TunDevice {
   readonly name: string;
   readonly mtu = 1420;
   readonly written: Uint8Array[] = [];
+  /** What the last setRoutes() asked for. */
+  routes: string[] = [];
   private onPackets: ((p: Uint8Array[]) => void) | undefined;
   private waiters: { n: number; resolve: () => void }[] = [];
 
@@ -112,6 +114,10 @@ export class FakeTun implements TunDevice {
       const t = setTimeout(() => reject(new Error(`${this.name}: ${this.written.length}/${n} packets after ${ms} ms`)), ms);
       this.waiters.push({ n, resolve: () => (clearTimeout(t), resolve()) });
     });
+  }
+
+  async setRoutes(routes: string[]): Promise<void> {
+    this.routes = [...routes];
   }
 
   async close(): Promise<void> {

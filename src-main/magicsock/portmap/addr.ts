@@ -18,23 +18,20 @@ export function localAddressToward(gateway: string, port: number): Promise<strin
   });
 }
 
-/**
- * True for addresses a gateway must not report as its public address: unspecified, private
- * (RFC 1918), shared CGNAT space (RFC 6598), loopback, link-local, multicast/reserved.
- * A mapping to such an address is still returned but flagged, since it only helps peers
- * inside the same outer NAT.
- */
-export function isBogusExternalIPv4(ip: string): boolean {
+/** True for addresses that can never carry a mapping: unspecified, loopback, link-local, multicast/reserved. */
+export function isUnusableIPv4(ip: string): boolean {
   if (!isIPv4(ip)) return true;
   const [a, b] = ip.split('.').map(Number) as [number, number];
-  return (
-    a === 0 ||
-    a === 10 ||
-    a === 127 ||
-    (a === 100 && b >= 64 && b <= 127) ||
-    (a === 169 && b === 254) ||
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    a >= 224
-  );
+  return a === 0 || a === 127 || (a === 169 && b === 254) || a >= 224;
+}
+
+/**
+ * True for addresses a gateway must not report as its public address: the unusable ones,
+ * private (RFC 1918) and shared CGNAT space (RFC 6598). A mapping to such an address is
+ * still returned but flagged, since it only helps peers inside the same outer NAT.
+ */
+export function isBogusExternalIPv4(ip: string): boolean {
+  if (isUnusableIPv4(ip)) return true;
+  const [a, b] = ip.split('.').map(Number) as [number, number];
+  return a === 10 || (a === 100 && b >= 64 && b <= 127) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168);
 }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatIPv6, parseIPv6, encodeAddress16, decodeAddress16 } from '../../../src-main/magicsock/ip6.js';
-import { isBogusExternalIPv4 } from '../../../src-main/magicsock/portmap/addr.js';
+import { isBogusExternalIPv4, isUnusableIPv4 } from '../../../src-main/magicsock/portmap/addr.js';
 import { PortmapError } from '../../../src-main/magicsock/portmap/errors.js';
 import { parseProcNetRoute } from '../../../src-main/magicsock/portmap/gateway.js';
 import * as natpmp from '../../../src-main/magicsock/portmap/natpmp.js';
@@ -100,11 +100,14 @@ test('IPv6 text conversions follow RFC 4291 §2.2 input and RFC 5952 output', ()
   assert.throws(() => parseIPv6('1.2.3.4'), TypeError);
 });
 
-test('bogus external addresses are flagged', () => {
+test('bogus external addresses are flagged; only unusable ones are dropped', () => {
   for (const ip of ['0.0.0.0', '10.1.2.3', '192.168.1.1', '172.16.0.1', '100.64.0.1', '127.0.0.1', '169.254.1.1', '224.0.0.1', 'nonsense']) {
     assert.equal(isBogusExternalIPv4(ip), true, ip);
   }
   for (const ip of ['5.77.0.1', '198.51.100.1', '172.32.0.1', '100.128.0.1']) assert.equal(isBogusExternalIPv4(ip), false, ip);
+  // Private and CGNAT-space mappings stay usable for peers behind the same outer NAT.
+  for (const ip of ['0.0.0.0', '127.0.0.1', '169.254.1.1', '224.0.0.1', '255.255.255.255', 'nonsense']) assert.equal(isUnusableIPv4(ip), true, ip);
+  for (const ip of ['10.1.2.3', '100.64.0.1', '192.168.1.1', '5.77.0.1']) assert.equal(isUnusableIPv4(ip), false, ip);
 });
 
 test('default gateway from /proc/net/route: lowest-metric default route', () => {
