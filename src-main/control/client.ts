@@ -154,7 +154,8 @@ export class ControlClient {
         const url = new URL('/machine/map', this.serverUrl);
         const mod = url.protocol === 'https:' ? https : http;
         await new Promise<void>((resolve, reject) => {
-          const r = mod.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+          // The signal also covers a close() that lands during the awaits above.
+          const r = mod.request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, signal: this.abort.signal }, (res) => {
             if (res.statusCode !== 200) {
               const chunks: Buffer[] = [];
               res.on('data', (c: Buffer) => chunks.push(c));

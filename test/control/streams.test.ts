@@ -205,3 +205,18 @@ test('ephemeral nodes are removed after the grace period offline; a reconnect wi
   await until('idle ephemeral node removed', async () => !(await list()).includes(idle.id), 5000);
   ws.close();
 });
+
+test('ControlClient closed while its stream is still connecting opens no stream', async (t) => {
+  const server = await startServer(t);
+  const key = await authKey(server, { user: 'alice@example.com' });
+  const client = new ControlClient(server.url, generateKeyPair());
+  const nodeKey = encodeKey('nodekey', generateKeyPair().publicKey);
+  await client.register({ nodeKey, discoKey: encodeKey('discokey', generateKeyPair().publicKey), hostname: 'a', authKey: key });
+  const maps: Netmap[] = [];
+  // close() lands while connect() awaits the server key: the request must not go out after it.
+  client.streamMap(() => ({ nodeKey }), (nm) => maps.push(nm));
+  client.close();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(server.stats().online, 0, 'no stream reached the server');
+  assert.equal(maps.length, 0);
+});

@@ -74,7 +74,8 @@ export function register(program: Command): void {
         [
           `Pierce coordination server at ${server.url} (data in ${dataDir})`,
           `Admin API key in ${join(dataDir, 'admin.key')}; join another node with a pre-auth key:`,
-          `  curl -X POST -H "authorization: Bearer $(cat ${join(dataDir, 'admin.key')})" -d '{"user":"you@example.com"}' ${server.url}/api/preauthkeys`,
+          `  pierce admin --server ${server.url} --data-dir ${dataDir} preauthkey create --user you@example.com`,
+          `  then on the other machine: pierce up --server http://<this host>:${new URL(server.url).port} --auth-key <key>`,
           '',
         ].join('\n'),
       );
