@@ -66,6 +66,11 @@ test('coordination server: pre-auth registration, netmap stream with deltas, pol
   const single = (await admin(server, 'POST', '/api/preauthkeys', { user: 'bob@example.com' })).json.key as string;
   const a = newNode(server, 'a');
   const b = newNode(server, 'b');
+  // Streams would keep server.close() waiting if an assertion ends the test early.
+  t.after(() => {
+    a.client.close();
+    b.client.close();
+  });
   const infoA = await a.client.register({ nodeKey: a.nodeKey, discoKey: a.discoKey, hostname: 'laptop', authKey: reusable });
   assert.equal(infoA.user, 'alice@example.com');
   assert.deepEqual(infoA.addresses, ['100.64.0.1', 'fd7a:7069:6572::1']);
