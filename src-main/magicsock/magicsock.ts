@@ -588,7 +588,7 @@ export class MagicSock implements Bind {
   }
 
   /** Asks every STUN server in the relay map for our public address, over our own socket. */
-  async refreshStun(timeoutMs = 1500, why = 'periodic STUN'): Promise<string[]> {
+  async refreshStun(timeoutMs = 1500, why = 'a STUN refresh'): Promise<string[]> {
     if (!this.derpMap || !this.sock4) return this.stunAddrs;
     const servers: string[] = [];
     for (const r of Object.values(this.reachableDerpMap(this.derpMap).regions))
