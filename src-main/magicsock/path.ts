@@ -16,6 +16,12 @@ export const DISCOVERY_INTERVAL_MS = 5_000;
 /** A new path must be this much faster (ratio) and by this much (ms) to replace the current one. */
 export const BETTER_RATIO = 0.8;
 export const BETTER_MIN_MS = 1;
+/**
+ * Latencies within this many ms (or within 1 − BETTER_RATIO of the current one) are a tie,
+ * decided by preference: a few ms of scheduling jitter on a busy host must not hand a
+ * dual-stack pair its IPv4 path just because that pong was handled first.
+ */
+export const TIE_MS = 5;
 
 export interface Candidate {
   endpoint: string;
@@ -44,6 +50,6 @@ export function betterPath(next: Candidate, current: Candidate | undefined, now:
   if (next.endpoint === current.endpoint) return true;
   const faster = next.latencyMs < current.latencyMs * BETTER_RATIO && current.latencyMs - next.latencyMs >= BETTER_MIN_MS;
   if (faster) return true;
-  const tie = Math.abs(next.latencyMs - current.latencyMs) < Math.max(BETTER_MIN_MS, current.latencyMs * (1 - BETTER_RATIO));
+  const tie = Math.abs(next.latencyMs - current.latencyMs) < Math.max(TIE_MS, current.latencyMs * (1 - BETTER_RATIO));
   return tie && preference(next.endpoint) > preference(current.endpoint);
 }

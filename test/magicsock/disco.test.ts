@@ -56,4 +56,9 @@ test('path choice: faster wins by a margin, near-ties prefer IPv6 then LAN, stal
   assert.ok(betterPath({ endpoint: '10.0.0.2:1', latencyMs: 10.5, lastPong: now }, cur, now), 'LAN on a near-tie');
   assert.ok(!betterPath({ endpoint: '203.0.113.2:1', latencyMs: 10.5, lastPong: now }, cur, now), 'public v4 tie keeps current');
   assert.ok(betterPath({ endpoint: '203.0.113.2:1', latencyMs: 50, lastPong: now + TRUST_UDP_ADDR_MS }, cur, now + TRUST_UDP_ADDR_MS), 'the current path went stale');
+  // Sub-ms paths: a few ms of jitter is still a tie, more is not.
+  const fast = { endpoint: '198.51.100.1:1', latencyMs: 0.4, lastPong: now };
+  assert.ok(betterPath({ endpoint: '[2001:db8::2]:1', latencyMs: 4, lastPong: now }, fast, now), 'IPv6 within the jitter of a fast IPv4 path');
+  assert.ok(!betterPath({ endpoint: '[2001:db8::2]:1', latencyMs: 6, lastPong: now }, fast, now), 'IPv6 clearly slower than a fast IPv4 path');
+  assert.ok(!betterPath({ ...fast, latencyMs: 0.2 }, { endpoint: '[2001:db8::2]:1', latencyMs: 1, lastPong: now }, now), 'IPv4 does not displace IPv6 within the tie');
 });
