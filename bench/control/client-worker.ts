@@ -7,7 +7,7 @@
  * when a peer's endpoint it was asked to watch arrives.
  *
  * Messages from the parent: {cmd: 'register' | 'stream' | 'bytes' | 'close'} and
- * {cmd: 'update', idx, endpoint}. Replies carry the same cmd; sightings are {cmd: 'seen', endpoint, at[]}.
+ * {cmd: 'update', idx, endpoint}. Replies carry the same cmd; sightings are {cmd: 'seen', endpoint, at[]}; {cmd: 'ready'} comes once, after the keys are made.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
@@ -59,6 +59,7 @@ const nodes: SimNode[] = init.nodes.map((n) => {
   return { ...n, machine, shared: boxKey(serverKey, machine.privateKey), nodeKey: encodeKey('nodekey', rawKeyPair().publicKey), discoKey: encodeKey('discokey', rawKeyPair().publicKey), peers: 0 };
 });
 const byIdx = new Map(nodes.map((n) => [n.idx, n]));
+port.postMessage({ cmd: 'ready' });
 
 function post(path: string, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -131,24 +131,41 @@ class ServerProc {
 }
 
 class Clients {
-  private readonly workers: Worker[];
+  private readonly workers: Worker[] = [];
   private readonly pending = new Map<Worker, ((m: Record<string, unknown>) => void)[]>();
   onSeen: (endpoint: string, at: number[]) => void = () => {};
 
-  constructor(init: Omit<WorkerInit, 'nodes'>, nodes: WorkerInit['nodes']) {
-    this.workers = Array.from({ length: WORKERS }, (_, w) => {
-      const worker = spawnWorker(new URL('./client-worker.ts', import.meta.url), { ...init, nodes: nodes.filter((_, i) => i % WORKERS === w) } satisfies WorkerInit);
-      this.pending.set(worker, []);
-      worker.on('message', (m: Record<string, unknown>) => {
-        if (m.cmd === 'seen') return this.onSeen(m.endpoint as string, m.at as number[]);
-        if (m.cmd === 'error') throw new Error(`client worker: ${m.message as string}`);
-        this.pending.get(worker)!.shift()?.(m);
-      });
-      worker.on('error', (err) => {
-        throw err;
-      });
-      return worker;
+  /**
+   * Starts the workers one after another, each once the previous has said it is ready:
+   * started together with large node lists, two tsx-bootstrapped workers were seen to
+   * stall for good during start-up.
+   */
+  static async start(init: Omit<WorkerInit, 'nodes'>, nodes: WorkerInit['nodes']): Promise<Clients> {
+    const c = new Clients();
+    for (let w = 0; w < WORKERS; w++) {
+      const worker = c.spawn(w, { ...init, nodes: nodes.filter((_, i) => i % WORKERS === w) });
+      await new Promise((resolve) => c.pending.get(worker)!.push(resolve));
+    }
+    return c;
+  }
+
+  private spawn(w: number, init: WorkerInit): Worker {
+    const worker = spawnWorker(new URL('./client-worker.ts', import.meta.url), init);
+    this.workers.push(worker);
+    this.pending.set(worker, []);
+    worker.on('message', (m: Record<string, unknown>) => {
+      if (m.cmd === 'seen') return this.onSeen(m.endpoint as string, m.at as number[]);
+      if (m.cmd === 'error') throw new Error(`client worker: ${m.message as string}`);
+      this.pending.get(worker)!.shift()?.(m);
     });
+    worker.on('error', (err) => {
+      throw err;
+    });
+    // A worker that dies (say, out of memory) must fail the run, not leave it waiting.
+    worker.on('exit', (code) => {
+      if (this.pending.get(worker)!.length) throw new Error(`client worker ${w} exited (code ${code}) with a request pending`);
+    });
+    return worker;
   }
 
   /** Sends `msg` to one worker (by node index) or all, and resolves with their replies. */
@@ -205,7 +222,7 @@ async function scenario(impl: Impl, modulePath: string, policy: Policy, n: numbe
       keys.push(...batch.map((b) => b.key as string));
     }
     const nodes = Array.from({ length: n }, (_, i) => ({ idx: i, hostname: `node${i}`, authKey: keys[Math.floor(i / DEVICES_PER_USER)] }));
-    clients = new Clients({ url: ready.url, serverKeyHex: ready.serverKeyHex, concurrency: 32, markerPrefix: MARKER }, nodes);
+    clients = await Clients.start({ url: ready.url, serverKeyHex: ready.serverKeyHex, concurrency: 32, markerPrefix: MARKER }, nodes);
 
     const reg = await clients.ask({ cmd: 'register' });
     const latencies = reg.flatMap((r) => r.latencies as number[]);
