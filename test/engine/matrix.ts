@@ -72,17 +72,21 @@ export const SCENARIOS: Scenario[] = [
       return [lab.host({ name: 'x', lan: lab.router({ upstream: carrier, nat: 'eim' }) }), lab.host({ name: 'y', lan: lab.router({ upstream: carrier, nat: 'eim' }) })];
     },
   },
-  {
-    // The carrier still does not hairpin; x's home router (miniupnpd) maps x's port on its
-    // carrier-side address, which y reaches across the carrier's LAN.
-    name: 'two homes, one CGNAT, UPnP home',
-    expect: 'direct',
-    hard: true,
-    build: (lab) => {
-      const carrier = lab.router({ upstream: lab.internet(), nat: 'eim', carrier: true });
-      return [lab.host({ name: 'x', lan: lab.router({ upstream: carrier, nat: 'eim', portmap: { upnp: true } }) }), lab.host({ name: 'y', lan: lab.router({ upstream: carrier, nat: 'eim' }) })];
-    },
-  },
+  // Two homes behind one EDM carrier, which does not hairpin: x's home router (miniupnpd,
+  // one protocol each) maps x's port on its carrier-side address, which y (behind an EDM
+  // home router) reaches across the carrier's LAN.
+  ...(['UPnP', 'NAT-PMP', 'PCP'] as const).map(
+    (proto): Scenario => ({
+      name: `${proto} home↔EDM, one EDM CGNAT`,
+      expect: 'direct',
+      hard: true,
+      build: (lab) => {
+        const carrier = lab.router({ upstream: lab.internet(), nat: 'edm', carrier: true });
+        const portmap = { upnp: proto === 'UPnP', natpmp: proto === 'NAT-PMP', pcp: proto === 'PCP' };
+        return [lab.host({ name: 'x', lan: lab.router({ upstream: carrier, nat: 'eim', portmap }) }), lab.host({ name: 'y', lan: lab.router({ upstream: carrier, nat: 'edm' }) })];
+      },
+    }),
+  ),
   {
     name: 'IPv6-only+NAT64↔IPv4',
     expect: 'direct',
